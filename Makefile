@@ -1,0 +1,42 @@
+# Quick start: `make run` (set up + main job), `make test` (set up + tests).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+TORCH := torch==2.13.0
+
+.PHONY: setup setup-dev run test lint format bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# torch first, pinned, so no dependency pulls a multi-GB CUDA build
+	$(BIN)/pip install -q $(TORCH)
+
+$(VENV)/.setup: $(BIN)/python pyproject.toml
+	$(BIN)/pip install -q -e . $(TORCH)
+	touch $@
+
+$(VENV)/.setup-dev: $(VENV)/.setup
+	$(BIN)/pip install -q -e '.[dev,postgres]' $(TORCH)
+	touch $@
+
+setup: $(VENV)/.setup
+setup-dev: $(VENV)/.setup-dev
+
+run: setup
+	$(BIN)/effnet models
+	$(BIN)/effnet describe efficientnet_b0
+
+lint: setup-dev
+	$(BIN)/ruff check src tests benchmarks tools
+	$(BIN)/ruff format --check src tests benchmarks tools
+
+format: setup-dev
+	$(BIN)/ruff format src tests benchmarks tools
+	$(BIN)/ruff check --fix src tests benchmarks tools
+
+test: lint
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) build src/*.egg-info .pytest_cache .ruff_cache

@@ -1,0 +1,5 @@
+import sys
+
+from effnet.cli import main
+
+sys.exit(main())

@@ -1,0 +1,320 @@
+"""What a network is, as plain data: stem, stages of blocks, head.
+
+Nothing here imports torch. An :class:`Architecture` is frozen, can be printed as the
+paper's Table 1, saved as JSON, edited by hand and loaded back; ``effnet.model.build``
+turns it into an ``nn.Module`` and ``effnet.scaling.scale`` turns it into a bigger or
+smaller one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from effnet.errors import EffnetError
+
+
+class Block(StrEnum):
+    """Block types. A new one is: a value here, a module in blocks.py, a branch in model.py."""
+
+    MBCONV = "mbconv"  # inverted residual with optional SE (EfficientNet, MnasNet, MobileNetV2)
+    CONV = "conv"  # plain conv-bn-act (the searched space's "regular conv")
+    DSCONV = "dsconv"  # depthwise kxk + BN + act, pointwise 1x1 + BN + act (MobileNetV1)
+    BOTTLENECK = "bottleneck"  # ResNet 1x1-3x3-1x1 bottleneck with projection shortcut
+
+
+class Padding(StrEnum):
+    SYMMETRIC = "symmetric"  # k // 2 on every side (PyTorch / timm / torchvision)
+    SAME = "same"  # TensorFlow "SAME": computed from the input size at forward time
+
+
+ACTIVATIONS = ("silu", "relu", "relu6")
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One row of Table 1: ``layers`` blocks of one type; only the first one strides."""
+
+    block: Block  # block type
+    kernel: int  # depthwise (or main) kernel size
+    stride: int  # stride of the first block of the stage
+    out_channels: int  # output channels of every block in the stage
+    layers: int  # number of blocks (repeats)
+    expand: float = 1.0  # expansion ratio (MBConvN: N; bottleneck: 1/4 mid width -> 4)
+    se: float = 0.0  # squeeze-excitation ratio of the block's input channels; 0 = no SE
+    skip: bool = True  # identity residual when stride 1 and in == out
+    scale_width: bool = True  # does the width multiplier apply to out_channels?
+    scale_depth: bool = True  # does the depth multiplier apply to layers?
+
+
+@dataclass(frozen=True)
+class Stem:
+    """The first convolution (Table 1 stage 1), optionally followed by a max-pool (ResNet)."""
+
+    out_channels: int = 32
+    kernel: int = 3
+    stride: int = 2
+    pool: bool = False  # 3x3 stride-2 max-pool after the conv (ResNet)
+    scale_width: bool = True
+
+
+@dataclass(frozen=True)
+class Head:
+    """1x1 conv to ``out_channels`` (0: none), global pooling, dropout, classifier."""
+
+    out_channels: int = 1280
+    scale_width: bool = True
+    only_grow: bool = False  # MobileNetV2 rule: scale by max(1, width)
+
+
+@dataclass(frozen=True)
+class Norm:
+    """Batch norm settings. PyTorch's momentum convention: TF's 0.99 is 0.01 here."""
+
+    eps: float = 1e-3
+    momentum: float = 0.01
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """A complete, concrete network description (channels and layers already rounded)."""
+
+    name: str
+    stages: tuple[Stage, ...]
+    stem: Stem = field(default_factory=Stem)
+    head: Head = field(default_factory=Head)
+    resolution: int = 224  # native input resolution (square)
+    dropout: float = 0.2  # before the classifier
+    drop_path: float = 0.2  # stochastic depth: max drop rate, rising linearly over blocks
+    activation: str = "silu"
+    norm: Norm = field(default_factory=Norm)
+    padding: Padding = Padding.SYMMETRIC
+    divisor: int = 8  # channel counts are rounded to multiples of this when scaled
+    width: float = 1.0  # provenance: width multiplier applied to the baseline
+    depth: float = 1.0  # provenance: depth multiplier applied to the baseline
+    # eval preprocessing, part of the model's config (never an implicit global)
+    crop_pct: float = 0.875
+    interpolation: str = "bicubic"
+    mean: tuple[float, ...] = (0.485, 0.456, 0.406)
+    std: tuple[float, ...] = (0.229, 0.224, 0.225)
+
+    def __post_init__(self) -> None:
+        validate(self)
+
+    @property
+    def num_blocks(self) -> int:
+        return sum(s.layers for s in self.stages)
+
+    def replace(self, **changes: Any) -> Architecture:
+        """A copy with some fields changed (validated)."""
+        return dataclasses.replace(self, **changes)
+
+    # -- JSON -------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Architecture:
+        return from_dict(data)
+
+    @classmethod
+    def from_json(cls, text: str) -> Architecture:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise EffnetError(f"architecture JSON is malformed: {e}") from None
+        return from_dict(data)
+
+    def save(self, path: str | Path) -> Path:
+        from effnet.io import atomic_write_text
+
+        return atomic_write_text(path, self.to_json() + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> Architecture:
+        p = Path(path)
+        try:
+            text = p.read_text()
+        except OSError as e:
+            raise EffnetError(f"cannot read architecture file {p}: {e.strerror}") from None
+        try:
+            return cls.from_json(text)
+        except EffnetError as e:
+            raise EffnetError(f"{p}: {e}") from None
+
+
+# -- validation ---------------------------------------------------------------------------
+def validate(arch: Architecture) -> None:
+    """Reject descriptions that cannot build; messages name the stage and the problem."""
+    if not arch.stages:
+        raise EffnetError(f"{arch.name}: an architecture needs at least one stage")
+    if arch.activation not in ACTIVATIONS:
+        raise EffnetError(
+            f"{arch.name}: unknown activation {arch.activation!r} (known: {', '.join(ACTIVATIONS)})"
+        )
+    if arch.resolution < 1:
+        raise EffnetError(f"{arch.name}: resolution must be positive, got {arch.resolution}")
+    if not 0.0 <= arch.dropout < 1.0:
+        raise EffnetError(f"{arch.name}: dropout must be in [0, 1), got {arch.dropout}")
+    if not 0.0 <= arch.drop_path < 1.0:
+        raise EffnetError(f"{arch.name}: drop_path must be in [0, 1), got {arch.drop_path}")
+    if arch.divisor < 1:
+        raise EffnetError(f"{arch.name}: divisor must be >= 1, got {arch.divisor}")
+    if arch.stem.out_channels < 1 or arch.stem.kernel < 1 or arch.stem.stride < 1:
+        raise EffnetError(f"{arch.name}: stem channels, kernel and stride must be positive")
+    if arch.head.out_channels < 0:
+        raise EffnetError(f"{arch.name}: head channels must be >= 0")
+    if arch.norm.eps <= 0 or not 0 <= arch.norm.momentum <= 1:
+        raise EffnetError(f"{arch.name}: batch norm eps must be > 0 and momentum in [0, 1]")
+    size = feature_size(arch.resolution, arch.stem.stride)
+    if arch.stem.pool:
+        size = feature_size(size, 2)
+    for i, s in enumerate(arch.stages, start=1):
+        where = f"{arch.name}: stage {i}"
+        if not isinstance(s.block, Block):
+            raise EffnetError(f"{where}: unknown block type {s.block!r}")
+        if s.layers < 1:
+            raise EffnetError(f"{where}: layers must be >= 1, got {s.layers}")
+        if s.out_channels < 1:
+            raise EffnetError(f"{where}: out_channels must be >= 1, got {s.out_channels}")
+        if s.kernel < 1 or s.kernel % 2 == 0:
+            raise EffnetError(f"{where}: kernel must be a positive odd number, got {s.kernel}")
+        if s.stride not in (1, 2):
+            raise EffnetError(f"{where}: stride must be 1 or 2, got {s.stride}")
+        if s.expand <= 0:
+            raise EffnetError(f"{where}: expansion ratio must be positive, got {s.expand}")
+        if not 0 <= s.se < 1:
+            raise EffnetError(f"{where}: SE ratio must be in [0, 1), got {s.se}")
+        if s.stride > 1 and size < 2:
+            raise EffnetError(
+                f"{where}: stride {s.stride} makes the feature map vanish at resolution "
+                f"{arch.resolution} (input to this stage is {size}x{size})"
+            )
+        size = feature_size(size, s.stride)
+
+
+def feature_size(size: int, stride: int) -> int:
+    """Spatial size after a 'same'-style strided layer (ceil division)."""
+    return math.ceil(size / stride)
+
+
+def stage_resolutions(arch: Architecture) -> list[int]:
+    """Input resolution of every stage (Table 1's 'input resolution' column)."""
+    size = feature_size(arch.resolution, arch.stem.stride)
+    if arch.stem.pool:
+        size = feature_size(size, 2)
+    out = []
+    for s in arch.stages:
+        out.append(size)
+        size = feature_size(size, s.stride)
+    out.append(size)  # input of the head
+    return out
+
+
+# -- JSON in ------------------------------------------------------------------------------
+def _build(cls: type, data: Any, where: str) -> Any:
+    if not isinstance(data, dict):
+        raise EffnetError(f"{where}: expected an object, got {type(data).__name__}")
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise EffnetError(f"{where}: unknown field(s) {', '.join(unknown)}")
+    return data
+
+
+def from_dict(data: dict[str, Any]) -> Architecture:
+    """Parse a JSON-like dict; errors name the stage and field."""
+    data = dict(_build(Architecture, data, "architecture"))
+    if "name" not in data or "stages" not in data:
+        raise EffnetError("architecture: 'name' and 'stages' are required")
+    name = data["name"]
+    stages_in = data["stages"]
+    if not isinstance(stages_in, list):
+        raise EffnetError(f"{name}: 'stages' must be a list")
+    stages = []
+    for i, raw in enumerate(stages_in, start=1):
+        raw = dict(_build(Stage, raw, f"{name}: stage {i}"))
+        try:
+            raw["block"] = Block(raw.get("block"))
+        except ValueError:
+            known = ", ".join(b.value for b in Block)
+            raise EffnetError(
+                f"{name}: stage {i}: unknown block type {raw.get('block')!r} (known: {known})"
+            ) from None
+        try:
+            stages.append(Stage(**raw))
+        except TypeError as e:
+            raise EffnetError(f"{name}: stage {i}: {e}") from None
+    data["stages"] = tuple(stages)
+    for key, cls in (("stem", Stem), ("head", Head), ("norm", Norm)):
+        if key in data:
+            data[key] = cls(**_build(cls, data[key], f"{name}: {key}"))
+    if "padding" in data:
+        try:
+            data["padding"] = Padding(data["padding"])
+        except ValueError:
+            raise EffnetError(f"{name}: unknown padding {data['padding']!r}") from None
+    for key in ("mean", "std"):
+        if key in data:
+            data[key] = tuple(data[key])
+    try:
+        return Architecture(**data)
+    except TypeError as e:
+        raise EffnetError(f"{name}: {e}") from None
+
+
+# -- Table 1 rendering --------------------------------------------------------------------
+def _operator(s: Stage) -> str:
+    k = f"k{s.kernel}x{s.kernel}"
+    if s.block is Block.MBCONV:
+        ratio = int(s.expand) if float(s.expand).is_integer() else s.expand
+        return f"MBConv{ratio}, {k}" + ("" if s.se else ", no SE")
+    if s.block is Block.CONV:
+        return f"Conv{s.kernel}x{s.kernel}"
+    if s.block is Block.DSCONV:
+        return f"DWConv{s.kernel}x{s.kernel} + Conv1x1"
+    if s.block is Block.BOTTLENECK:
+        return f"Bottleneck 1x1-{s.kernel}x{s.kernel}-1x1"
+    return f"{s.block.value}, {k}"
+
+
+def table_rows(arch: Architecture) -> list[tuple[str, str, str, str, str]]:
+    """(stage, operator, input resolution, out channels, layers) rows, like Table 1."""
+    res = stage_resolutions(arch)
+    r0 = arch.resolution
+    stem_op = f"Conv{arch.stem.kernel}x{arch.stem.kernel}"
+    if arch.stem.stride > 1:
+        stem_op += f" (stride {arch.stem.stride})"
+    if arch.stem.pool:
+        stem_op += " & MaxPool"
+    rows = [("1", stem_op, f"{r0}x{r0}", str(arch.stem.out_channels), "1")]
+    for i, s in enumerate(arch.stages):
+        rows.append(
+            (str(i + 2), _operator(s), f"{res[i]}x{res[i]}", str(s.out_channels), str(s.layers))
+        )
+    last = res[-1]
+    head_op = "Conv1x1 & Pooling & FC" if arch.head.out_channels else "Pooling & FC"
+    head_ch = arch.head.out_channels or arch.stages[-1].out_channels
+    rows.append((str(len(arch.stages) + 2), head_op, f"{last}x{last}", str(head_ch), "1"))
+    return rows
+
+
+def render_table(arch: Architecture) -> str:
+    """The architecture as a Markdown table in the layout of the paper's Table 1."""
+    header = ("stage", "operator", "input resolution", "out channels", "layers")
+    rows = [header, *table_rows(arch)]
+    widths = [max(len(r[c]) for r in rows) for c in range(len(header))]
+
+    def line(r: tuple[str, ...]) -> str:
+        return "| " + " | ".join(v.ljust(w) for v, w in zip(r, widths)) + " |"
+
+    sep = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
+    return "\n".join([line(header), sep, *(line(r) for r in rows[1:])])

@@ -1,0 +1,131 @@
+"""effnet models | describe | scale."""
+
+from __future__ import annotations
+
+import argparse
+
+from effnet.arch import render_table
+from effnet.cli._common import add_scaling_args, print_json, refuse_overwrite, scaling_overrides
+from effnet.errors import EffnetError
+from effnet.profile import family_table, params_and_macs, profile_arch
+from effnet.registry import get_arch, list_models
+from effnet.scaling import check_coefficients, constraint, fit_budget
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("models", help="list the named models (Table 2 of the paper)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("describe", help="print an architecture as the paper's Table 1")
+    p.add_argument("model", help="model name or architecture .json file")
+    add_scaling_args(p)
+    p.add_argument("--json", action="store_true", help="print the architecture as JSON")
+    p.add_argument("--save", metavar="FILE", help="write the architecture JSON to FILE")
+    p.add_argument("--force", action="store_true", help="overwrite --save FILE")
+    p.set_defaults(func=cmd_describe)
+
+    p = sub.add_parser("scale", help="compound-scale a baseline by phi or to a budget")
+    p.add_argument("model", nargs="?", default="efficientnet_b0", help="baseline (default B0)")
+    p.add_argument("--phi", type=float, help="compound coefficient")
+    p.add_argument("--alpha", type=float, default=1.2)
+    p.add_argument("--beta", type=float, default=1.1)
+    p.add_argument("--gamma", type=float, default=1.15)
+    p.add_argument(
+        "--tolerance",
+        type=float,
+        metavar="T",
+        help="require |alpha*beta^2*gamma^2 - 2| <= T",
+    )
+    b = p.add_mutually_exclusive_group()
+    b.add_argument("--budget-flops", type=float, metavar="N", help="max multiply-adds")
+    b.add_argument("--budget-params", type=float, metavar="N", help="max parameters")
+    p.add_argument("--save", metavar="FILE", help="write the scaled architecture JSON")
+    p.add_argument("--force", action="store_true", help="overwrite --save FILE")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_scale)
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    rows = family_table(list_models())
+    if args.json:
+        print_json(rows)
+        return 0
+    header = "| model | width | depth | resolution | dropout | params | mult-adds | paper |"
+    print(header)
+    print("|" + "|".join("---" for _ in range(header.count("|") - 1)) + "|")
+    for r in rows:
+        paper = f"{r['paper_params_m']}M / {r['paper_macs_b']}B" if r["paper_params_m"] else "-"
+        print(
+            f"| {r['model']} | {r['width']:.2g} | {r['depth']:.2g} | {r['resolution']} | "
+            f"{r['dropout']:.1f} | {r['params'] / 1e6:.2f}M | {r['macs'] / 1e9:.3g}B | {paper} |"
+        )
+    return 0
+
+
+def _totals(arch: object) -> str:
+    p = profile_arch(arch)  # type: ignore[arg-type]
+    return (
+        f"params {p.params:,} ({p.params / 1e6:.2f}M)  multiply-adds {p.macs:,} "
+        f"({p.macs / 1e9:.3f}B) at {p.resolution}x{p.resolution}  "
+        f"activations {p.activations / 2**20:.1f} MiB per image (training)"
+    )
+
+
+def cmd_describe(args: argparse.Namespace) -> int:
+    arch = get_arch(args.model, **scaling_overrides(args))
+    if args.save:
+        target = refuse_overwrite(args.save, args.force)
+        arch.save(target)
+    if args.json:
+        print(arch.to_json())
+        return 0
+    print(f"{arch.name}  (width x{arch.width:.4g}, depth x{arch.depth:.4g})")
+    print(render_table(arch))
+    print(_totals(arch))
+    if args.save:
+        print(f"saved {args.save}")
+    return 0
+
+
+def cmd_scale(args: argparse.Namespace) -> int:
+    check_coefficients(args.alpha, args.beta, args.gamma, args.tolerance)
+    base = get_arch(args.model)
+    coef = (args.alpha, args.beta, args.gamma)
+    if args.budget_flops or args.budget_params:
+        from effnet.profile import macs_of, params_of
+
+        cost, target = (
+            (macs_of, args.budget_flops) if args.budget_flops else (params_of, args.budget_params)
+        )
+        f = fit_budget(base, target, cost, *coef)
+        arch, phi = f.arch, f.value
+        note = f"budget {target:.4g}: phi = {phi:.4f}, cost {f.cost:.4g} ({f.relative_error:+.2%})"
+    elif args.phi is not None:
+        arch = get_arch(base, phi=args.phi, alpha=args.alpha, beta=args.beta, gamma=args.gamma)
+        phi, note = args.phi, ""
+    else:
+        raise EffnetError("give --phi or a budget (--budget-flops / --budget-params)")
+    d, w, r = (c**phi for c in coef)
+    params, macs = params_and_macs(arch)
+    result = dict(
+        model=arch.name, phi=phi, alpha=args.alpha, beta=args.beta, gamma=args.gamma,
+        constraint=constraint(*coef), depth=d, width=w, resolution_mult=r,
+        resolution=arch.resolution, params=params, macs=macs,
+    )  # fmt: skip
+    if args.save:
+        arch.save(refuse_overwrite(args.save, args.force))
+    if args.json:
+        print_json(result)
+        return 0
+    print(
+        f"phi={phi:g}: depth x{d:.4f}, width x{w:.4f}, resolution x{r:.4f} "
+        f"(alpha*beta^2*gamma^2 = {result['constraint']:.4f})"
+    )
+    if note:
+        print(note)
+    print(render_table(arch))
+    print(_totals(arch))
+    if args.save:
+        print(f"saved {args.save}")
+    return 0

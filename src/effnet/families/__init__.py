@@ -1,0 +1,1 @@
+"""Literal architecture tables, one module per family (no torch imports)."""

@@ -1,0 +1,196 @@
+"""build(): an Architecture becomes an nn.Module in one loop over stages and repeats."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.checkpoint import checkpoint_sequential
+
+from effnet.arch import Architecture, Block, Stage
+from effnet.blocks import (
+    Bottleneck,
+    ConvBnAct,
+    DepthwiseSeparable,
+    MBConv,
+    activation,
+    batch_norm,
+    conv,
+    init_weights,
+)
+from effnet.errors import EffnetError
+
+
+def make_block(arch: Architecture, s: Stage, cin: int, stride: int, drop_path: float) -> nn.Module:
+    """One block of a stage; the only place that maps a block type to its module."""
+    common = dict(act=arch.activation, norm=arch.norm, padding=arch.padding)
+    if s.block is Block.MBCONV:
+        return MBConv(
+            cin, s.out_channels, s.kernel, stride, s.expand, s.se, s.skip, drop_path=drop_path,
+            **common,
+        )  # fmt: skip
+    if s.block is Block.CONV:
+        return ConvBnAct(
+            cin, s.out_channels, s.kernel, stride, s.skip, drop_path=drop_path, **common
+        )
+    if s.block is Block.DSCONV:
+        return DepthwiseSeparable(cin, s.out_channels, s.kernel, stride, **common)
+    if s.block is Block.BOTTLENECK:
+        return Bottleneck(
+            cin, s.out_channels, s.kernel, stride, s.expand, drop_path=drop_path, **common
+        )
+    raise EffnetError(f"{arch.name}: no module for block type {s.block!r}")
+
+
+class Network(nn.Module):
+    """A ConvNet built from an :class:`Architecture`: stem, stages of blocks, head.
+
+    ``forward_features`` returns the last feature map, ``forward_head`` pools and
+    classifies, ``forward_pyramid`` returns the stride-2/4/8/16/32 maps (detection and
+    segmentation backbones); with ``features_only=True`` ``forward`` returns those.
+    """
+
+    def __init__(
+        self,
+        arch: Architecture,
+        num_classes: int = 1000,
+        in_chans: int = 3,
+        features_only: bool = False,
+    ) -> None:
+        super().__init__()
+        if num_classes < 0 or in_chans < 1:
+            raise EffnetError(f"num_classes must be >= 0 and in_chans >= 1 ({arch.name})")
+        self.arch = arch
+        self.num_classes = num_classes
+        self.in_chans = in_chans
+        self.features_only = features_only
+        self.grad_checkpointing = False
+        norm, act = arch.norm, arch.activation
+
+        self.conv_stem = conv(in_chans, arch.stem.out_channels, arch.stem.kernel, arch.stem.stride,
+                              padding=arch.padding)  # fmt: skip
+        self.bn1 = batch_norm(arch.stem.out_channels, norm)
+        self.act1 = activation(act)
+        self.stem_pool = nn.MaxPool2d(3, 2, 1) if arch.stem.pool else None
+
+        total, index = arch.num_blocks, 0
+        cin = arch.stem.out_channels
+        stages = []
+        for s in arch.stages:
+            blocks = []
+            for r in range(s.layers):
+                rate = arch.drop_path * index / total  # grows linearly over the blocks
+                blocks.append(make_block(arch, s, cin, s.stride if r == 0 else 1, rate))
+                cin, index = s.out_channels, index + 1
+            stages.append(nn.Sequential(*blocks))
+        self.blocks = nn.ModuleList(stages)
+
+        self.num_features = arch.head.out_channels or cin
+        if arch.head.out_channels:
+            self.conv_head = conv(cin, self.num_features, 1, padding=arch.padding)
+            self.bn2 = batch_norm(self.num_features, norm)
+            self.act2 = activation(act)
+        else:
+            self.conv_head = self.bn2 = self.act2 = None
+        self.global_pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(1))
+        self.dropout = nn.Dropout(arch.dropout)
+        self.classifier = (
+            nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
+        )
+        self.feature_info = self._feature_info()
+        init_weights(self)
+
+    # -- structure ------------------------------------------------------------------------
+    def _feature_info(self) -> list[dict[str, Any]]:
+        """The last stage at each output stride (2, 4, 8, ...), as timm's feature_info."""
+        info: list[dict[str, Any]] = []
+        stride = self.arch.stem.stride
+        if self.arch.stem.pool:
+            stride *= 2
+        chs = self.arch.stem.out_channels
+        for i, s in enumerate(self.arch.stages):
+            if s.stride > 1 and i > 0:
+                info.append(dict(stage=i - 1, num_chs=chs, reduction=stride))
+            if s.stride > 1:
+                stride *= s.stride
+            chs = s.out_channels
+        info.append(dict(stage=len(self.arch.stages) - 1, num_chs=chs, reduction=stride))
+        if self.arch.stages[0].stride > 1:  # the stem's map is the first pyramid level
+            info.insert(0, dict(stage=-1, num_chs=self.arch.stem.out_channels,
+                                reduction=self.arch.stem.stride))  # fmt: skip
+        return info
+
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Recompute each stage's activations in backward instead of storing them."""
+        self.grad_checkpointing = enable
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """Replace the classifier for ``num_classes`` outputs (0: return pooled features)."""
+        self.num_classes = num_classes
+        self.classifier = (
+            nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
+        )
+        if num_classes:
+            init_weights(self.classifier)
+
+    def freeze(self, stages: int) -> None:
+        """Freeze the stem and the first ``stages`` stages (parameters and BN statistics)."""
+        if not 0 <= stages <= len(self.blocks):
+            raise EffnetError(f"can freeze 0..{len(self.blocks)} stages, got {stages}")
+        frozen = [self.conv_stem, self.bn1, *self.blocks[:stages]]
+        for m in frozen:
+            for p in m.parameters():
+                p.requires_grad_(False)
+        self._frozen = frozen
+
+    def train(self, mode: bool = True) -> Network:
+        super().train(mode)
+        for m in getattr(self, "_frozen", []):
+            m.eval()  # frozen BN keeps its running statistics
+        return self
+
+    # -- forward --------------------------------------------------------------------------
+    def forward_stem(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.act1(self.bn1(self.conv_stem(x)))
+        return self.stem_pool(x) if self.stem_pool is not None else x
+
+    def _run_stage(self, stage: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
+        if self.grad_checkpointing and self.training and torch.is_grad_enabled():
+            return checkpoint_sequential(stage, len(stage), x, use_reentrant=False)
+        return stage(x)
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.forward_stem(x)
+        for stage in self.blocks:
+            x = self._run_stage(stage, x)
+        if self.conv_head is not None:
+            x = self.act2(self.bn2(self.conv_head(x)))
+        return x
+
+    def forward_pyramid(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Feature maps at every output stride (the stage outputs listed in feature_info)."""
+        wanted = {f["stage"] for f in self.feature_info}
+        x = self.forward_stem(x)
+        out = [x] if -1 in wanted else []
+        for i, stage in enumerate(self.blocks):
+            x = self._run_stage(stage, x)
+            if i in wanted:
+                out.append(x)
+        return out
+
+    def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
+        x = self.dropout(self.global_pool(x))
+        return x if pre_logits else self.classifier(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
+        if self.features_only:
+            return self.forward_pyramid(x)
+        return self.forward_head(self.forward_features(x))
+
+
+def build(
+    arch: Architecture, num_classes: int = 1000, in_chans: int = 3, features_only: bool = False
+) -> Network:
+    """The nn.Module for ``arch`` (weights initialised as in the official code)."""
+    return Network(arch, num_classes=num_classes, in_chans=in_chans, features_only=features_only)

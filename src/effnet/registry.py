@@ -1,0 +1,83 @@
+"""Model names -> architectures (a plain dict built from families/), and create_model."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from effnet.arch import Architecture
+from effnet.errors import EffnetError
+from effnet.families import efficientnet
+
+ARCHITECTURES: dict[str, Callable[[], Architecture]] = {
+    **efficientnet.ARCHITECTURES,
+}
+
+# fields of Architecture that create_model / get_arch accept as overrides
+_ARCH_FIELDS = {"resolution", "dropout", "drop_path", "activation", "padding", "norm"}
+_SCALE_KEYS = {"depth", "width", "resolution_mult", "phi", "alpha", "beta", "gamma"}
+
+
+def list_models() -> list[str]:
+    return list(ARCHITECTURES)
+
+
+def get_arch(name_or_path: str | Path | Architecture, **overrides: Any) -> Architecture:
+    """An architecture by registered name, JSON file path, or as given; then scaled/overridden.
+
+    Scaling keys: ``depth``, ``width``, ``resolution_mult`` (multipliers) or ``phi`` (with
+    optional ``alpha``, ``beta``, ``gamma``); other keys replace architecture fields.
+    """
+    from effnet.scaling import ALPHA, BETA, GAMMA, scale, scale_phi
+
+    if isinstance(name_or_path, Architecture):
+        arch = name_or_path
+    elif str(name_or_path) in ARCHITECTURES:
+        arch = ARCHITECTURES[str(name_or_path)]()
+    elif str(name_or_path).endswith(".json") or Path(name_or_path).is_file():
+        arch = Architecture.load(name_or_path)
+    else:
+        known = ", ".join(ARCHITECTURES)
+        raise EffnetError(f"unknown model {str(name_or_path)!r} (known: {known}; or an arch .json)")
+    unknown = set(overrides) - _ARCH_FIELDS - _SCALE_KEYS
+    if unknown:
+        raise EffnetError(f"unknown model option(s): {', '.join(sorted(unknown))}")
+    s = {k: overrides.pop(k) for k in list(overrides) if k in _SCALE_KEYS}
+    if s.get("phi") is not None:
+        coef = (s.get("alpha") or ALPHA, s.get("beta") or BETA, s.get("gamma") or GAMMA)
+        arch = scale_phi(arch, float(s["phi"]), *coef)
+    elif any(s.get(k) is not None for k in ("depth", "width", "resolution_mult")):
+        arch = scale(
+            arch,
+            depth=float(s.get("depth") or 1.0),
+            width=float(s.get("width") or 1.0),
+            resolution=float(s.get("resolution_mult") or 1.0),
+        )
+    fields = {k: v for k, v in overrides.items() if v is not None}
+    return arch.replace(**fields) if fields else arch
+
+
+def create_model(
+    name: str | Path | Architecture,
+    num_classes: int = 1000,
+    in_chans: int = 3,
+    pretrained: str | Path | None = None,
+    features_only: bool = False,
+    **overrides: Any,
+) -> Any:
+    """Build a model by name (``efficientnet_b0`` ...), architecture JSON file or object.
+
+    ``overrides`` scale the architecture (``depth=``, ``width=``, ``resolution_mult=``,
+    ``phi=``) or replace fields (``dropout=``, ``drop_path=``, ``resolution=``,
+    ``padding=``, ...). ``pretrained`` is a local weights file or directory.
+    """
+    from effnet.model import build
+
+    arch = get_arch(name, **overrides)
+    model = build(arch, num_classes=num_classes, in_chans=in_chans, features_only=features_only)
+    if pretrained is not None:
+        from effnet.weights import load_pretrained
+
+        load_pretrained(model, pretrained)
+    return model
