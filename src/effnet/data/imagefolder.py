@@ -1,0 +1,140 @@
+"""Users' own images: one folder per class, decoded with Pillow in DataLoader workers.
+
+A bad file never kills a run. Files that are not images at all (empty, text, unknown
+format) are dropped when the tree is scanned; files that only fail when decoded (a
+truncated JPEG) are replaced by the next good sample and appended to a journal that every
+worker process shares, so the run can list all of them at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+from torch.utils.data import Dataset
+
+from effnet.errors import EffnetError
+
+EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+_DECODE_ERRORS = (
+    OSError,
+    UnidentifiedImageError,
+    ValueError,
+    SyntaxError,
+    Image.DecompressionBombError,
+)
+
+
+def class_folders(root: Path) -> list[str]:
+    """Sorted class names: the sub-folders of ``root`` (hidden ones ignored)."""
+    if not root.is_dir():
+        raise EffnetError(f"image folder {root} does not exist")
+    names = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not names:
+        raise EffnetError(f"image folder {root} has no class sub-folders")
+    return names
+
+
+def _readable(path: Path) -> bool:
+    """Cheap scan-time check: the header names a known image format."""
+    try:
+        with Image.open(path) as img:
+            img.size  # noqa: B018
+        return True
+    except _DECODE_ERRORS:
+        return False
+
+
+def scan(root: Path, classes: list[str]) -> tuple[list[tuple[str, int]], list[str]]:
+    """(samples as (path, class index), unreadable files) for the class folders of ``root``."""
+    index = {name: i for i, name in enumerate(classes)}
+    samples, bad = [], []
+    for name in sorted(p.name for p in root.iterdir() if p.is_dir()):
+        if name.startswith("."):
+            continue
+        if name not in index:
+            raise EffnetError(f"class folder {root / name} is not among the training classes")
+        for dirpath, dirnames, filenames in os.walk(root / name, followlinks=True):
+            dirnames.sort()
+            for file in sorted(filenames):
+                path = Path(dirpath) / file
+                if file.startswith(".") or path.suffix.lower() not in EXTENSIONS:
+                    continue
+                if _readable(path):
+                    samples.append((str(path), index[name]))
+                else:
+                    bad.append(str(path))
+    return samples, bad
+
+
+def decode(path: str, size: int) -> torch.Tensor:
+    """RGB uint8 [3, size, size]: shorter side resized to ``size``, then centre-cropped."""
+    with Image.open(path) as img:
+        img.draft("RGB", (size, size))
+        img = img.convert("RGB")
+        w, h = img.size
+        scale = size / min(w, h)
+        nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
+        img = img.resize((nw, nh), Image.Resampling.BILINEAR, reducing_gap=None)
+        left, top = (nw - size) // 2, (nh - size) // 2
+        img = img.crop((left, top, left + size, top + size))
+        array = np.asarray(img, dtype=np.uint8)
+    return torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous()
+
+
+class ImageFolder(Dataset):
+    """Samples of a class-per-folder tree as (uint8 [3, size, size], label)."""
+
+    def __init__(self, root: str | Path, size: int, classes: list[str] | None = None) -> None:
+        self.root = Path(root)
+        self.size = size
+        self.classes = classes if classes is not None else class_folders(self.root)
+        self.samples, self.scan_bad = scan(self.root, self.classes)
+        if not self.samples:
+            raise EffnetError(f"image folder {self.root} holds no readable images")
+        self.targets = np.array([label for _, label in self.samples], dtype=np.int64)
+        fd, journal = tempfile.mkstemp(prefix="effnet-bad-files-", suffix=".txt")
+        os.close(fd)
+        self.journal = journal
+        self._owner_pid = os.getpid()
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        for attempt in range(len(self.samples)):
+            path, label = self.samples[(index + attempt) % len(self.samples)]
+            try:
+                return decode(path, self.size), label
+            except _DECODE_ERRORS:
+                self._record(path)
+        raise EffnetError(f"no image in {self.root} can be decoded")
+
+    def _record(self, path: str) -> None:
+        """Append one line; O_APPEND keeps lines whole across worker processes."""
+        fd = os.open(self.journal, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+        try:
+            os.write(fd, (path + "\n").encode())
+        finally:
+            os.close(fd)
+
+    @property
+    def bad_files(self) -> list[str]:
+        """Every file skipped so far: unreadable at scan time or failing to decode."""
+        try:
+            decoded_bad = Path(self.journal).read_text().splitlines()
+        except OSError:
+            decoded_bad = []
+        return sorted(set(self.scan_bad) | set(decoded_bad))
+
+    def __del__(self) -> None:
+        if getattr(self, "_owner_pid", None) != os.getpid():
+            return
+        try:
+            os.unlink(self.journal)
+        except (OSError, TypeError):
+            pass
