@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import numbers
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -156,6 +157,9 @@ def validate(arch: Architecture) -> None:
     """Reject descriptions that cannot build; messages name the stage and the problem."""
     if not arch.stages:
         raise EffnetError(f"{arch.name}: an architecture needs at least one stage")
+    for where, part in (("", arch), (": stem", arch.stem), (": head", arch.head),
+                        (": norm", arch.norm)):  # fmt: skip
+        _check_types(part, f"{arch.name}{where}")
     if arch.activation not in ACTIVATIONS:
         raise EffnetError(
             f"{arch.name}: unknown activation {arch.activation!r} (known: {', '.join(ACTIVATIONS)})"
@@ -181,6 +185,7 @@ def validate(arch: Architecture) -> None:
         where = f"{arch.name}: stage {i}"
         if not isinstance(s.block, Block):
             raise EffnetError(f"{where}: unknown block type {s.block!r}")
+        _check_types(s, where)
         if s.layers < 1:
             raise EffnetError(f"{where}: layers must be >= 1, got {s.layers}")
         if s.out_channels < 1:
@@ -199,6 +204,22 @@ def validate(arch: Architecture) -> None:
                 f"{arch.resolution} (input to this stage is {size}x{size})"
             )
         size = feature_size(size, s.stride)
+
+
+_TYPES = {"int": numbers.Integral, "float": numbers.Real, "bool": bool, "str": str}
+_KINDS = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string"}
+
+
+def _check_types(part: object, where: str) -> None:
+    """Scalar fields must have their declared type (a JSON file may hold "3" or 2.5 layers)."""
+    for f in dataclasses.fields(part):  # type: ignore[arg-type]
+        want, value = _TYPES.get(str(f.type)), getattr(part, f.name)
+        if want is None:
+            continue
+        if not isinstance(value, want) or (isinstance(value, bool) and want is not bool):
+            raise EffnetError(f"{where}: {f.name} must be {_KINDS[str(f.type)]}, got {value!r}")
+        if f.type == "float" and not math.isfinite(value):
+            raise EffnetError(f"{where}: {f.name} must be finite, got {value!r}")
 
 
 def feature_size(size: int, stride: int) -> int:
@@ -264,6 +285,8 @@ def from_dict(data: dict[str, Any]) -> Architecture:
             raise EffnetError(f"{name}: unknown padding {data['padding']!r}") from None
     for key in ("mean", "std"):
         if key in data:
+            if not isinstance(data[key], list | tuple):
+                raise EffnetError(f"{name}: {key} must be a list of numbers")
             data[key] = tuple(data[key])
     try:
         return Architecture(**data)

@@ -8,10 +8,12 @@ from typing import Any
 
 from effnet.arch import Architecture
 from effnet.errors import EffnetError
-from effnet.families import efficientnet
+from effnet.families import efficientnet, mobilenet, resnet
 
 ARCHITECTURES: dict[str, Callable[[], Architecture]] = {
     **efficientnet.ARCHITECTURES,
+    **mobilenet.ARCHITECTURES,
+    **resnet.ARCHITECTURES,
 }
 
 # fields of Architecture that create_model / get_arch accept as overrides
