@@ -6,6 +6,7 @@ and are counted on the meta device, so even B7 at 600x600 costs no compute.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -106,11 +107,13 @@ def _meta_model(arch: Architecture) -> nn.Module:
         return build(arch)
 
 
+@functools.lru_cache(maxsize=4096)
 def macs_of(arch: Architecture) -> float:
     """Cost function for budget fitting: multiply-adds at the architecture's resolution."""
     return float(count_macs(_meta_model(arch), arch.resolution))
 
 
+@functools.lru_cache(maxsize=4096)
 def params_of(arch: Architecture) -> float:
     """Cost function for budget fitting: parameters with a 1000-class head."""
     return float(count_params(_meta_model(arch)))

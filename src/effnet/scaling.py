@@ -177,7 +177,7 @@ def fit(
     lo: float,
     hi: float,
     mode: str = "below",
-    precision: float = 1e-4,
+    precision: float = 1e-3,
 ) -> Fit:
     """Find x in [lo, hi] so that ``cost(make(x))`` meets ``target``.
 
