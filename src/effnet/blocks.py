@@ -238,7 +238,13 @@ class Bottleneck(nn.Module):
 
 
 def init_weights(module: nn.Module) -> None:
-    """The official code's initialisation: fan-out normal convs, uniform classifier."""
+    """The official code's initialisation: fan-out normal convs, uniform classifier.
+
+    Shape-only (meta) models are left alone: there is nothing to initialise, and
+    random ops on meta tensors are slow.
+    """
+    if any(p.is_meta for p in module.parameters()):
+        return
     for m in module.modules():
         if isinstance(m, nn.Conv2d):
             fan_out = m.kernel_size[0] * m.kernel_size[1] * m.out_channels // m.groups
