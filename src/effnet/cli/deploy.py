@@ -1,0 +1,231 @@
+"""effnet export | predict | cam: deploy a model, classify images, show where it looks."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from effnet.cli._common import add_scaling_args, scaling_overrides
+from effnet.errors import EffnetError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="export a model (BN folded) to ONNX, checked in ORT")
+    _model_args(p)
+    p.add_argument("--format", choices=["onnx"], default="onnx", help="output format")
+    p.add_argument("--out", metavar="FILE", help="output file (default: MODEL.onnx)")
+    p.add_argument("--dynamic-batch", action="store_true", help="any batch size at run time")
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
+    p.add_argument("--no-validate", action="store_true", help="skip the ONNX Runtime check")
+    p.add_argument("--force", action="store_true", help="overwrite FILE")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("predict", help="top-k classes of images (the model's preprocessing)")
+    _model_args(p, onnx=True)
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("--top-k", type=int, default=5, help="classes to show per image (5)")
+    p.add_argument("--classes", metavar="FILE", help="class names, one per line")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument(
+        "--backend",
+        choices=["auto", "onnxruntime", "torch", "eager"],
+        default="auto",
+        help="auto: ONNX Runtime if installed, else optimised PyTorch",
+    )
+    p.add_argument("--threads", type=int, help="intra-op threads (default: torch's)")
+    p.add_argument("--batch-size", type=int, default=16, help="images per forward pass")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("cam", help="class activation maps overlaid on images (paper Fig. 7)")
+    _model_args(p)
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("--out", required=True, metavar="DIR", help="folder for the PNGs")
+    p.add_argument("--class", dest="class_index", type=int, help="class to explain (default: top)")
+    p.add_argument(
+        "--models",
+        nargs="+",
+        metavar="M",
+        help="more models (names or saved dirs) shown beside MODEL_OR_DIR, one figure per image",
+    )
+    p.add_argument("--classes", metavar="FILE", help="class names, one per line")
+    p.add_argument("--opacity", type=float, default=0.5, help="heat-map opacity (0.5)")
+    p.add_argument("--force", action="store_true", help="overwrite existing PNGs")
+    p.set_defaults(func=cmd_cam)
+
+
+def _model_args(p: argparse.ArgumentParser, onnx: bool = False) -> None:
+    what = "a model name, architecture .json, or saved model directory"
+    p.add_argument("model", metavar="MODEL_OR_DIR", help=what + (" or .onnx file" if onnx else ""))
+    p.add_argument("--weights", metavar="PATH", help="weights file/dir (timm, torchvision, ours)")
+    p.add_argument("--num-classes", type=int, help="classifier outputs (default 1000)")
+    p.add_argument("--in-chans", type=int, help="input channels (default 3)")
+    add_scaling_args(p)
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    return {k: v for k, v in scaling_overrides(args).items() if v is not None}
+
+
+def _load(args: argparse.Namespace, name: str | None = None, weights: str | None = None) -> Any:
+    """MODEL_OR_DIR with its options; another model (``name``, from --models) as it is."""
+    from effnet.infer import load_model
+
+    if name is not None:
+        return load_model(name, num_classes=args.num_classes, in_chans=args.in_chans)
+    return load_model(
+        args.model,
+        weights=weights,
+        num_classes=args.num_classes,
+        in_chans=args.in_chans,
+        **_overrides(args),
+    )
+
+
+def _label(model_arg: str) -> str:
+    p = Path(model_arg)
+    return p.name if p.is_dir() else p.stem if p.suffix == ".json" else model_arg
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from effnet.export import export_onnx
+
+    out = Path(args.out or f"{_label(args.model)}.onnx")
+    if out.exists() and not args.force:
+        raise EffnetError(f"{out} already exists (pass --force to overwrite)")
+    model = _load(args, weights=args.weights)
+    result = export_onnx(
+        model,
+        out,
+        image_size=args.image_size,
+        dynamic_batch=args.dynamic_batch,
+        opset=args.opset,
+        validate=not args.no_validate,
+    )
+    size = out.stat().st_size / 2**20
+    print(
+        f"wrote {out} ({size:.1f} MiB, opset {result.opset}, {result.image_size}px, "
+        f"batch {'dynamic' if result.dynamic_batch else 1}, batch norm folded)"
+    )
+    if result.max_abs_diff is not None:
+        print(f"ONNX Runtime vs PyTorch: max abs difference {result.max_abs_diff:.3g}")
+    return 0
+
+
+def _runner(args: argparse.Namespace) -> Any:
+    from effnet.infer import Runner, class_names_for, read_class_names
+
+    if args.model.endswith(".onnx"):
+        runner = Runner.from_onnx(args.model, threads=args.threads)
+        if args.classes:
+            runner.class_names = read_class_names(args.classes)
+        if runner.arch is None:
+            raise EffnetError(f"{args.model} carries no effnet architecture metadata")
+        return runner
+    model = _load(args, weights=args.weights)
+    names = class_names_for(model, args.classes)
+    return Runner(model, backend=args.backend, threads=args.threads, class_names=names)
+
+
+def _report_failures(failed: Any) -> None:
+    for _path, message in failed:
+        print(f"effnet: skipped {message}", file=sys.stderr)
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from effnet.images import Preprocess, load_batch
+
+    if args.top_k < 1:
+        raise EffnetError(f"--top-k must be >= 1, got {args.top_k}")
+    if args.batch_size < 1:
+        raise EffnetError(f"--batch-size must be >= 1, got {args.batch_size}")
+    runner = _runner(args)
+    pre = Preprocess.of(runner)
+    results, failed = [], []
+    for i in range(0, len(args.images), args.batch_size):
+        batch = load_batch(args.images[i : i + args.batch_size], pre)
+        _report_failures(batch.failed)
+        failed.extend(batch.failed)
+        if batch.paths:
+            for path, guesses in zip(batch.paths, runner.top_k(batch.tensor, args.top_k)):
+                results.append((path, guesses))
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "predictions": [
+                        {"image": p, "top_k": [g.__dict__ for g in gs]} for p, gs in results
+                    ],
+                    "errors": [{"image": p, "error": m} for p, m in failed],
+                },
+                indent=2,
+            )
+        )
+    else:
+        for path, guesses in results:
+            print(path)
+            for g in guesses:
+                print(
+                    f"  {g.probability:7.4f}  {g.label}"
+                    + (f"  ({g.index})" if g.label != str(g.index) else "")
+                )
+    if not results:
+        print("effnet: error: no image could be read", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _unique_stems(paths: list[str]) -> list[str]:
+    counts = Counter(Path(p).stem for p in paths)
+    seen: Counter[str] = Counter()
+    out = []
+    for p in paths:
+        stem = Path(p).stem
+        seen[stem] += 1
+        out.append(stem if counts[stem] == 1 else f"{stem}_{seen[stem]}")
+    return out
+
+
+def cmd_cam(args: argparse.Namespace) -> int:
+    from effnet.cam import class_activation_maps, comparison_figure, overlay, save_png
+    from effnet.images import Preprocess, load_batch
+    from effnet.infer import class_names_for
+
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise EffnetError(f"--out {out} is a file, not a folder")
+    if not 0.0 <= args.opacity <= 1.0:
+        raise EffnetError(f"--opacity must be in [0, 1], got {args.opacity}")
+    specs = [args.model] + list(args.models or [])
+    models = [_load(args, weights=args.weights)] + [_load(args, m) for m in specs[1:]]
+    names = class_names_for(models[0], args.classes)
+    suffix = "_cam_models.png" if args.models else "_cam.png"
+    # read the first model's way to find which images are readable, then name the outputs
+    first = load_batch(args.images, Preprocess.of(models[0]))
+    _report_failures(first.failed)
+    if not first.paths:
+        print("effnet: error: no image could be read", file=sys.stderr)
+        return 2
+    targets = [out / f"{s}{suffix}" for s in _unique_stems(list(first.paths))]
+    clash = [t for t in targets if t.exists()]
+    if clash and not args.force:
+        raise EffnetError(f"{clash[0]} already exists (pass --force to overwrite)")
+    panels: list[list[tuple[str, Any]]] = [[] for _ in first.paths]
+    for name, model in zip(specs, models):
+        batch = first if model is models[0] else load_batch(first.paths, Preprocess.of(model))
+        cams = class_activation_maps(model, batch.tensor, args.class_index)
+        model_names = names if model is models[0] else class_names_for(model, None)
+        for i, (cam, crop) in enumerate(zip(cams, batch.crops)):
+            label = model_names[cam.class_index] if cam.class_index < len(model_names) else ""
+            title = f"{_label(name)}\n{label} ({cam.probability:.1%})"
+            panels[i].append((title, overlay(crop, cam.map, args.opacity)))
+    for i, target in enumerate(targets):
+        if args.models:
+            comparison_figure(first.crops[i], panels[i], target, title=Path(first.paths[i]).name)
+        else:
+            save_png(panels[i][0][1], target)
+        print(f"wrote {target}")
+    return 0
