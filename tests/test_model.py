@@ -12,7 +12,10 @@ from effnet.profile import activation_bytes
 TINY = {f"efficientnet_{v}": 32 for v in ("b5", "b6", "b7", "b8", "l2")}
 
 
-@pytest.mark.parametrize("name", list_models())
+# tf_efficientnet_* are the efficientnet_* architectures with "same" padding: one suffices
+@pytest.mark.parametrize(
+    "name", [n for n in list_models() if not n.startswith("tf_")] + ["tf_efficientnet_b0"]
+)
 def test_every_named_model_runs_forward_and_backward(name):
     torch.manual_seed(0)
     res = TINY.get(name, 64)

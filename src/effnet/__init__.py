@@ -1,5 +1,7 @@
 """effnet: EfficientNet and compound model scaling (Tan & Le 2019) in PyTorch."""
 
+from typing import Any
+
 from effnet.arch import Architecture, Block, Head, Norm, Padding, Stage, Stem
 from effnet.errors import EffnetError
 from effnet.registry import create_model, get_arch, list_models
@@ -17,6 +19,7 @@ __all__ = [
     "compound",
     "create_model",
     "fit_budget",
+    "from_pretrained",
     "get_arch",
     "list_models",
     "round_filters",
@@ -25,3 +28,10 @@ __all__ = [
     "scale_phi",
 ]
 __version__ = "0.1.0"
+
+
+def from_pretrained(directory: str) -> Any:
+    """A model saved with ``save_pretrained`` (see effnet.weights; imports torch lazily)."""
+    from effnet.weights import from_pretrained as load
+
+    return load(directory)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -120,6 +121,14 @@ class Network(nn.Module):
             info.insert(0, dict(stage=-1, num_chs=self.arch.stem.out_channels,
                                 reduction=self.arch.stem.stride))  # fmt: skip
         return info
+
+    def save_pretrained(
+        self, directory: str | Path, class_names: list[str] | None = None, overwrite: bool = False
+    ) -> Path:
+        """config.json + model.safetensors in ``directory`` (effnet.weights.save_pretrained)."""
+        from effnet.weights import save_pretrained
+
+        return save_pretrained(self, directory, class_names=class_names, overwrite=overwrite)
 
     def set_grad_checkpointing(self, enable: bool = True) -> None:
         """Recompute each stage's activations in backward instead of storing them."""

@@ -6,7 +6,7 @@ stage's layer count. Stride 2 sits on the first block of stages 3, 4, 5 and 7.
 
 from __future__ import annotations
 
-from effnet.arch import Architecture, Block, Head, Stage, Stem
+from effnet.arch import Architecture, Block, Head, Padding, Stage, Stem
 from effnet.scaling import scale
 
 MB = Block.MBCONV
@@ -68,3 +68,15 @@ def released(name: str) -> Architecture:
 
 
 ARCHITECTURES = {name: (lambda n=name: released(n)) for name in RELEASED}
+
+
+def tf_released(name: str) -> Architecture:
+    """timm's ``tf_efficientnet_*``: a released model with TensorFlow's "same" padding.
+
+    Their weights are ports of the official TensorFlow checkpoints; batch-norm epsilon 1e-3
+    is already ours. timm's ``efficientnet_b*`` (trained in PyTorch) use symmetric padding.
+    """
+    return released(name.removeprefix("tf_")).replace(name=name, padding=Padding.SAME)
+
+
+ARCHITECTURES.update({f"tf_{n}": (lambda n=n: tf_released(f"tf_{n}")) for n in RELEASED})
