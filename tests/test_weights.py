@@ -263,3 +263,25 @@ def test_malicious_pickle_is_refused_not_executed(tmp_path):
             create_model("efficientnet_b0", width=0.125, depth=1.1, num_classes=10,
                          pretrained=tmp_path / name)  # fmt: skip
         assert not marker.exists()
+
+
+# -- effnet convert --------------------------------------------------------------------------
+def test_cli_convert_writes_a_model_directory(tmp_path, capsys):
+    from effnet.cli import main
+
+    sd, x, y = fixture(TIMM_TF)
+    torch.save(sd, tmp_path / "tf.pth")
+    arch = tmp_path / "tf_tiny.json"
+    effnet.get_arch("tf_efficientnet_b0", width=0.125, depth=1.1).save(arch)
+    (tmp_path / "classes.txt").write_text("".join(f"c{i}\n" for i in range(10)))
+    argv = ["convert", str(tmp_path / "tf.pth"), "--model", str(arch), "--out",
+            str(tmp_path / "out"), "--num-classes", "10",
+            "--class-names", str(tmp_path / "classes.txt")]  # fmt: skip
+    assert main(argv) == 0
+    assert "loaded 508 tensors (timm, batch-norm eps 0.001)" in capsys.readouterr().out
+    model = from_pretrained(tmp_path / "out")
+    assert model.class_names[9] == "c9" and model.arch.padding is Padding.SAME
+    assert (run(model, x) - y).abs().max() < 1e-4
+    assert main(argv) == 2  # refuses to replace the directory without --force
+    assert "not empty" in capsys.readouterr().err
+    assert main([*argv, "--force"]) == 0

@@ -4,7 +4,7 @@ Runs in the reference environment (``../shared/tools/reference-env.sh``), never 
 
     /opt/effnet-reference/bin/python tools/make_weight_fixtures.py small [OUT]
     /opt/effnet-reference/bin/python tools/make_weight_fixtures.py manifests [OUT]
-    /opt/effnet-reference/bin/python tools/make_weight_fixtures.py full OUT SOURCE NAME RES
+    /opt/effnet-reference/bin/python tools/make_weight_fixtures.py full OUT RES SOURCE/NAME...
 
 ``small`` writes width/depth-reduced models with the same block structure as the
 released ones (width 0.125, depth 1.1: stage 1 has two blocks, so timm's depthwise-separable
@@ -12,8 +12,8 @@ residual is exercised) as safetensors state dicts plus an input and the referenc
 Weights are random but batch-norm statistics are randomised too, with variances small
 enough that the batch-norm epsilon visibly changes the output. ``manifests`` writes the
 key/shape list of every full-size variant (built on the meta device: no memory, no
-download). ``full`` is what the slow ``reference`` test calls: one full-size model, its
-state dict and its output on a random input.
+download). ``full`` is what the slow ``reference`` test calls: full-size models, their state
+dicts and their outputs on a random input.
 """
 
 from __future__ import annotations
@@ -140,23 +140,25 @@ def make_manifests(out: Path) -> None:
     (out / "manifests.json").write_text(json.dumps(result, separators=(",", ":")) + "\n")
 
 
-def make_full(out: Path, source: str, name: str, res: int) -> None:
-    """One full-size model (random weights, randomised BN) and its output, for the slow test."""
+def make_full(out: Path, res: int, models: list[str]) -> None:
+    """Full-size models (``SOURCE/NAME``: random weights, randomised BN) and their outputs."""
     out.mkdir(parents=True, exist_ok=True)
-    if source == "timm":
-        model = timm.create_model(name)
-    else:
-        model = getattr(torchvision.models, name)()
-    meta = dict(source=source, name=name)
-    info = write_case(out, f"{source}_{name}", model, res, 0, meta)
-    print(json.dumps(info))
+    for spec in models:
+        source, name = spec.split("/")
+        if source == "timm":
+            model = timm.create_model(name)
+        else:
+            model = getattr(torchvision.models, name)()
+        info = write_case(out, f"{source}_{name}", model, res, 0, dict(source=source, name=name))
+        print(json.dumps(info), flush=True)
+        del model
 
 
 def main(argv: list[str]) -> None:
     torch.set_num_threads(2)
     mode = argv[0] if argv else "small"
     if mode == "full":
-        make_full(Path(argv[1]), argv[2], argv[3], int(argv[4]))
+        make_full(Path(argv[1]), int(argv[2]), argv[3:])
         return
     out = Path(argv[1]) if len(argv) > 1 else OUT
     {"small": make_small, "manifests": make_manifests}[mode](out)

@@ -17,11 +17,12 @@ from effnet.weights.foreign import (
     map_torchvision,
 )
 from effnet.weights.format import from_pretrained, read_config, save_pretrained
-from effnet.weights.load import load_pretrained
+from effnet.weights.load import convert, load_pretrained
 from effnet.weights.safe import read_state_dict
 
 __all__ = [
     "Loaded",
+    "convert",
     "detect_source",
     "from_pretrained",
     "load_foreign",

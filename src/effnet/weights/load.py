@@ -70,3 +70,27 @@ def _load_effnet_directory(model: nn.Module, folder: Path, config: dict) -> Load
     if names is not None and len(names) == getattr(model, "num_classes", -1):
         model.class_names = names
     return loaded
+
+
+def convert(
+    path: str | Path,
+    model: str | Path,
+    directory: str | Path,
+    source: Source = "auto",
+    num_classes: int = 1000,
+    class_names: list[str] | None = None,
+    overwrite: bool = False,
+) -> tuple[Path, Loaded]:
+    """A timm/torchvision/effnet checkpoint into our format: ``model`` names its architecture.
+
+    The name carries what the state dict cannot: "same" padding for ``tf_efficientnet_*``.
+    """
+    from effnet.registry import create_model
+    from effnet.weights.format import save_pretrained
+
+    out = Path(directory)
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise EffnetError(f"{out} is not empty (pass --force to replace it)")
+    net = create_model(model, num_classes=num_classes)
+    loaded = load_pretrained(net, path, source=source)
+    return save_pretrained(net, out, class_names=class_names, overwrite=overwrite), loaded
