@@ -85,14 +85,8 @@ class BatchTransform(nn.Module):
             flip = torch.rand(x.shape[0], device=x.device) < 0.5
             x = torch.where(flip[:, None, None, None], x.flip(-1), x)
         if self.randaugment is not None:
-            x = self._rand_augment(x)
+            x = self.randaugment(x)
         return self._resize(x)
-
-    def _rand_augment(self, x: torch.Tensor) -> torch.Tensor:
-        """kornia's colour ops need RGB: grey batches go through as three equal channels."""
-        if x.shape[1] == 1:
-            return self.randaugment(x.expand(-1, 3, -1, -1)).mean(1, keepdim=True)
-        return self.randaugment(x)
 
     def _eval_view(self, x: torch.Tensor) -> torch.Tensor:
         if self.crop_pct < 1.0:

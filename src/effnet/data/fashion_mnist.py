@@ -9,6 +9,7 @@ canonical URL and fails fast, in one line, saying where to put the files instead
 from __future__ import annotations
 
 import contextlib
+import functools
 import gzip
 import hashlib
 import os
@@ -106,7 +107,10 @@ def _where_to_put(dest: Path) -> str:
 
 
 def download(
-    dest: str | Path, base_url: str | None = None, timeout: float = DOWNLOAD_TIMEOUT_S
+    dest: str | Path,
+    base_url: str | None = None,
+    timeout: float = DOWNLOAD_TIMEOUT_S,
+    checksums: dict[str, str] | None = None,
 ) -> dict[str, Path]:
     """Fetch the four ``.gz`` files into ``dest``, verifying SHA-256; skip ones already valid.
 
@@ -117,7 +121,7 @@ def download(
     base = base_url or os.environ.get(URL_ENV) or URL
     base = base if base.endswith("/") else base + "/"
     out = {}
-    for stem, expected in GZ_SHA256.items():
+    for stem, expected in (checksums or GZ_SHA256).items():
         target = dest / f"{stem}.gz"
         if not (target.is_file() and sha256_of(target) == expected):
             _fetch(base + target.name, target, expected, timeout, dest)
@@ -170,12 +174,28 @@ def locate(data_dir: str | Path | None = None, allow_download: bool = False) -> 
     )
 
 
+def _stamp(path: Path) -> tuple[int, int]:
+    st = path.stat()
+    return st.st_mtime_ns, st.st_size
+
+
+@functools.lru_cache(maxsize=1)
+def _read_all(files: tuple[tuple[str, int, int], ...]) -> tuple[np.ndarray, ...]:
+    """Decompressing 30 MB takes about a second; a process that builds several runs (tests,
+    studies) parses once. Keyed by path, mtime and size, so replaced files are re-read;
+    the arrays are read-only, so no caller can change what the next one gets."""
+    arrays = tuple(read_idx(path) for path, _, _ in files)
+    for a in arrays:
+        a.flags.writeable = False
+    return arrays
+
+
 def load_arrays(
     data_dir: str | Path | None = None, allow_download: bool = False
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(train_images [60000,28,28] uint8, train_labels, test_images, test_labels)."""
     files = locate(data_dir, allow_download)
-    arrays = [read_idx(files[stem]) for stem in FILES]
+    arrays = list(_read_all(tuple((str(files[s]), *_stamp(files[s])) for s in FILES)))
     for images, labels, stem in (
         (arrays[0], arrays[1], FILES[0]),
         (arrays[2], arrays[3], FILES[2]),

@@ -106,6 +106,8 @@ class ImageFolder(Dataset):
         return len(self.samples)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        if not -len(self.samples) <= index < len(self.samples):
+            raise IndexError(f"image {index} of {len(self.samples)}")
         for attempt in range(len(self.samples)):
             path, label = self.samples[(index + attempt) % len(self.samples)]
             try:

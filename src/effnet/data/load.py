@@ -14,6 +14,7 @@ from effnet.data.imagefolder import ImageFolder, class_folders
 from effnet.data.spec import DataSpec
 from effnet.data.split import stratified_pick, stratified_split
 from effnet.errors import EffnetError
+from effnet.io import atomic_write_text
 
 
 class TensorImages(Dataset):
@@ -50,6 +51,13 @@ class Splits:
         for ds in self.sources:
             found |= set(getattr(ds, "bad_files", ()))
         return sorted(found)
+
+    def write_bad_files(self, path: str | Path) -> int:
+        """Write the skipped files, one per line, atomically; nothing when there are none."""
+        bad = self.bad_files
+        if bad:
+            atomic_write_text(path, "".join(f"{p}\n" for p in bad))
+        return len(bad)
 
 
 def targets_of(dataset: Dataset) -> np.ndarray:
