@@ -1,0 +1,164 @@
+"""effnet train | eval."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+from effnet.cli._common import add_scaling_args, scaling_overrides
+from effnet.errors import EffnetError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train a model on Fashion-MNIST or an ImageFolder tree into a run folder",
+        description="Train MODEL into a run folder; --resume RUN_DIR continues a stopped run "
+        "exactly. Runs under torchrun for data parallelism (DDP).",
+    )
+    p.add_argument("model", nargs="?", help="model name or architecture .json (not with --resume)")
+    add_data_args(p)
+    p.add_argument("--out", metavar="RUN_DIR", help="run folder to create (default runs/MODEL)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR")
+    p.add_argument(
+        "--recipe",
+        default="auto",
+        help="paper | cpu | FILE.json (default auto: paper with a GPU, cpu without)",
+    )
+    r = p.add_argument_group("recipe overrides")
+    r.add_argument("--epochs", type=float)
+    r.add_argument("--batch-size", type=int, help="global batch (split over DDP processes)")
+    r.add_argument("--lr", type=float, help="learning rate per 256 images")
+    r.add_argument("--max-time", type=float, metavar="SECONDS", help="training time budget")
+    r.add_argument("--seed", type=int)
+    r.add_argument("--amp", choices=["bf16"], help="bf16 autocast (slow on AVX2-only CPUs)")
+    r.add_argument("--compile", action="store_true", help="torch.compile the model")
+    r.add_argument("--sync-bn", action="store_true", help="SyncBatchNorm under DDP")
+    r.add_argument("--deterministic", action="store_true", help="bit-exact, resumable runs")
+    r.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="any recipe field, e.g. --set label_smoothing=0.1 --set randaugment=[2,5]",
+    )
+    add_scaling_args(p)
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("eval", help="top-1/top-5 and a confusion matrix of a run or model")
+    p.add_argument("target", metavar="RUN_DIR_OR_MODEL")
+    add_data_args(p, default=None)
+    p.add_argument("--split", default="test", choices=["test", "minival", "train"])
+    p.add_argument("--png", metavar="FILE", help="confusion matrix image (default in RUN_DIR)")
+    p.add_argument("--force", action="store_true", help="overwrite --png FILE")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_eval)
+
+
+def add_data_args(p: argparse.ArgumentParser, default: str | None = "fashion-mnist") -> None:
+    g = p.add_argument_group("data")
+    g.add_argument("--data", default=default, help="fashion-mnist or an ImageFolder root")
+    g.add_argument("--data-dir", help="folder with the Fashion-MNIST IDX files")
+    g.add_argument("--download", action="store_true", help="download Fashion-MNIST if missing")
+    g.add_argument("--minival", type=int, help="training images held out for model selection")
+    g.add_argument("--subset", type=int, help="train on only this many images (quick runs)")
+    g.add_argument("--decode-size", type=int, help="ImageFolder decode size in pixels")
+    g.add_argument("--workers", type=int, help="data loader processes (default 2)")
+
+
+def data_spec(args: argparse.Namespace) -> object:
+    from effnet.data import DataSpec
+
+    fields = dict(
+        source=args.data,
+        data_dir=args.data_dir,
+        minival=args.minival,
+        subset=args.subset,
+        image_size=args.decode_size,
+        workers=args.workers,
+    )
+    spec = DataSpec(**{k: v for k, v in fields.items() if v is not None})
+    return dataclasses.replace(spec, download=args.download)
+
+
+def recipe_from(args: argparse.Namespace) -> object:
+    from effnet.train import apply_overrides, resolve
+
+    name = args.recipe
+    if name == "auto":
+        import torch
+
+        name = "paper" if torch.cuda.is_available() else "cpu"
+    recipe = resolve(name)
+    flags = dict(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=args.seed,
+        max_time_s=args.max_time,
+        amp=args.amp,
+    )
+    changes = {k: v for k, v in flags.items() if v is not None}
+    for flag in ("compile", "sync_bn", "deterministic"):
+        if getattr(args, flag):
+            changes[flag] = True
+    return apply_overrides(recipe.replace(**changes), args.set)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from effnet.train import train
+
+    progress = not args.no_progress and sys.stderr.isatty()
+    if args.resume:
+        if args.model:
+            raise EffnetError("give either MODEL or --resume RUN_DIR, not both")
+        has_overrides = args.recipe != "auto" or args.set or args.epochs or args.max_time
+        recipe = recipe_from(args) if has_overrides else None
+        result = train(None, None, recipe, args.resume, resume=True, progress=progress)
+    else:
+        if not args.model:
+            raise EffnetError("which model? e.g. effnet train efficientnet_b0 --data fashion-mnist")
+        out = args.out or str(Path("runs") / Path(args.model).stem)
+        result = train(
+            args.model,
+            data_spec(args),
+            recipe_from(args),
+            out,
+            model_overrides=scaling_overrides(args),
+            progress=progress,
+        )
+    m = result.metrics
+    print(
+        f"{result.run_dir}: test top-1 {m['test_top1']:.2f}%  top-5 {m['test_top5']:.2f}%  "
+        f"(minival {m['minival_top1']:.2f}%, {m['epochs']:.1f} epochs, "
+        f"{m['train_time_s']:.0f} s)"
+    )
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from effnet.train.evaluation import evaluate_run, plot_confusion
+
+    target = Path(args.target)
+    is_run = (target / "config.json").is_file() and (target / "checkpoints").is_dir()
+    spec = data_spec(args) if args.data else None
+    result = evaluate_run(args.target, spec, split=args.split)
+    png = args.png or (str(target / f"confusion_{args.split}.png") if is_run else None)
+    if args.png and Path(args.png).exists() and not args.force:
+        raise EffnetError(f"{args.png} already exists (pass --force to overwrite)")
+    if png:
+        plot_confusion(result["confusion"], result["class_names"], png)
+    if args.json:
+        print(json.dumps({k: v for k, v in result.items()}, indent=2))
+        return 0
+    print(
+        f"{result['model']} on {args.split} ({result['images']} images): "
+        f"top-1 {result['top1']:.2f}%  top-5 {result['top5']:.2f}%  loss {result['loss']:.4f}"
+    )
+    if png:
+        print(f"confusion matrix: {png}")
+    return 0

@@ -1,0 +1,120 @@
+"""Evaluate a finished run (its best checkpoint) or a named model on a data split."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from effnet.arch import Architecture
+from effnet.data import BatchTransform, DataSpec, load_splits
+from effnet.errors import EffnetError
+from effnet.io import atomic_write_with
+from effnet.model import build
+from effnet.train import checkpoint, distributed
+from effnet.train.loop import batches, evaluate
+
+SPLITS = ("test", "minival", "train")
+
+
+def load_run_model(run_dir: str | Path) -> tuple[nn.Module, dict[str, Any]]:
+    """The best weights of a run folder (falling back to its last checkpoint), and its config."""
+    run = Path(run_dir)
+    try:
+        config = json.loads((run / "config.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        raise EffnetError(f"{run} is not a run folder (no readable config.json)") from None
+    arch = Architecture.from_dict(config["model"])
+    net = build(arch, num_classes=config["num_classes"], in_chans=config["in_chans"])
+    best = run / "checkpoints" / checkpoint.BEST
+    state = (
+        checkpoint.load_file(best) if best.exists() else checkpoint.load_latest(run / "checkpoints")
+    )
+    net.load_state_dict(state["model"])
+    return net.eval(), config
+
+
+def evaluate_run(
+    run_dir_or_model: str | Path | nn.Module,
+    data: DataSpec | None = None,
+    split: str = "test",
+    batch_size: int = 256,
+) -> dict[str, Any]:
+    """Top-1, top-5, loss and confusion matrix on ``split`` ("test", "minival" or "train").
+
+    A run folder brings its own data spec (used when ``data`` is None) and normalisation;
+    a model name or architecture file is evaluated as built (useful with pretrained weights).
+    """
+    if split not in SPLITS:
+        raise EffnetError(f"split must be one of {SPLITS}, got {split!r}")
+    target = run_dir_or_model
+    if isinstance(target, nn.Module):
+        net, config = target, None
+    elif (Path(target) / "config.json").is_file() and (Path(target) / "checkpoints").is_dir():
+        net, config = load_run_model(target)
+    elif (Path(target) / "model.safetensors").is_file():
+        from effnet.weights import from_pretrained
+
+        net, config = from_pretrained(target), None
+    else:
+        from effnet.registry import create_model
+
+        if data is None:
+            raise EffnetError("evaluating a model (not a run folder) needs a data spec")
+        splits = load_splits(data)
+        net = create_model(str(target), num_classes=splits.num_classes, in_chans=splits.in_chans)
+        config = None
+    if data is None:
+        if config is None:
+            raise EffnetError("no data spec given")
+        data = DataSpec.from_dict(config["data"])
+    arch = net.arch
+    splits = load_splits(data, arch.resolution)
+    if splits.num_classes != net.num_classes:
+        raise EffnetError(f"model has {net.num_classes} classes, data has {splits.num_classes}")
+    transform = BatchTransform(
+        arch.resolution,
+        arch.mean,
+        arch.std,
+        train=False,
+        crop_pct=arch.crop_pct,
+        interpolation=arch.interpolation,
+    )
+    dataset = getattr(splits, split)
+    d = distributed.Dist()
+    sampler = torch.utils.data.BatchSampler(range(len(dataset)), batch_size, drop_last=False)
+    result = evaluate(
+        net, batches(dataset, sampler, data.workers), transform, splits.num_classes, d
+    )
+    result.update(split=split, class_names=splits.class_names, model=arch.name)
+    return result
+
+
+def plot_confusion(confusion: list[list[int]], class_names: list[str], path: str | Path) -> Path:
+    """A confusion-matrix heat map (rows: true class, columns: predicted), written atomically."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    m = torch.tensor(confusion, dtype=torch.float64)
+    norm = m / m.sum(1, keepdim=True).clamp(min=1)
+    n = len(class_names)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.6 * n, 0.8 + 0.6 * n))
+    ax.imshow(norm.numpy(), cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(n), class_names, rotation=90)
+    ax.set_yticks(range(n), class_names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    if n <= 20:
+        for i in range(n):
+            for j in range(n):
+                color = "white" if norm[i, j] > 0.5 else "black"
+                ax.text(j, i, int(m[i, j]), ha="center", va="center", fontsize=7, color=color)
+    fig.tight_layout()
+    atomic_write_with(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+    plt.close(fig)
+    return Path(path)
