@@ -130,14 +130,18 @@ def params_and_macs(arch: Architecture, num_classes: int = 1000) -> tuple[int, i
 
 def family_table(names: list[str]) -> list[dict[str, Any]]:
     """Table 2 of the paper for the named models, measured, with the published figures."""
-    from effnet.families.efficientnet import PAPER_TABLE2
+    from effnet.families import efficientnet, mobilenet, resnet
     from effnet.registry import get_arch
 
+    published = {
+        **{k: (*v, None) for k, v in {**mobilenet.PUBLISHED, **resnet.PUBLISHED}.items()},
+        **efficientnet.PAPER_TABLE2,
+    }
     rows = []
     for name in names:
         arch = get_arch(name)
         params, macs = params_and_macs(arch)
-        paper = PAPER_TABLE2.get(name, (None, None, None))
+        paper = published.get(name.removeprefix("tf_"), (None, None, None))
         rows.append(
             dict(
                 model=name,
