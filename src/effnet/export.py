@@ -12,14 +12,24 @@ from __future__ import annotations
 
 import copy
 import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from effnet.blocks import Bottleneck, ConvBnAct, DepthwiseSeparable, MBConv, SqueezeExcite
+from effnet.blocks import (
+    Bottleneck,
+    Conv2dSame,
+    ConvBnAct,
+    DepthwiseSeparable,
+    MBConv,
+    SqueezeExcite,
+    same_pad_amount,
+)
 from effnet.errors import EffnetError
 from effnet.io import atomic_write_with
 from effnet.model import Network
@@ -39,13 +49,19 @@ DEFAULT_OPSET = 17
 
 
 def fold_conv_bn(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> None:
-    """Merge ``bn`` (with its running statistics) into ``conv`` in place; adds a bias."""
+    """Merge ``bn`` (with its running statistics) into ``conv`` in place; adds a bias.
+
+    Computed in float64 and rounded once, so the folded conv is as close to conv-then-BN
+    as float32 allows even where a tiny running variance makes the scale large.
+    """
     with torch.no_grad():
-        scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-        bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
-        conv.weight.mul_(scale.reshape(-1, 1, 1, 1))
-        new_bias = (bias - bn.running_mean) * scale + bn.bias
-        conv.bias = nn.Parameter(new_bias.to(conv.weight.dtype), requires_grad=False)
+        dtype = conv.weight.dtype
+        scale = bn.weight.double() / torch.sqrt(bn.running_var.double() + bn.eps)
+        bias = conv.bias.double() if conv.bias is not None else torch.zeros_like(scale)
+        weight = conv.weight.double() * scale.reshape(-1, 1, 1, 1)
+        new_bias = (bias - bn.running_mean.double()) * scale + bn.bias.double()
+        conv.weight.copy_(weight.to(dtype))
+        conv.bias = nn.Parameter(new_bias.to(dtype), requires_grad=False)
 
 
 def _submodule(root: nn.Module, name: str) -> nn.Module | None:
@@ -91,12 +107,54 @@ class PooledSqueezeExcite(SqueezeExcite):
         return x * s.sigmoid()
 
 
-def deploy_form(model: nn.Module) -> nn.Module:
-    """An eval-mode copy for inference: BN folded, SE squeezes as pooling ops."""
-    model = fold_bn(model)
+class StaticSameConv(nn.Conv2d):
+    """A "same"-padding conv with its padding fixed for one input size (for export).
+
+    The dynamic version computes the padding with integer division on the traced input
+    size; ONNX's integer Div truncates toward zero where Python floors, so an exported
+    dynamic "same" conv pads wrongly at odd sizes. At a known input size the padding is a
+    constant, as in timm's Conv2dSameExport.
+    """
+
+    pads: tuple[int, int, int, int] = (0, 0, 0, 0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if any(self.pads):
+            x = F.pad(x, list(self.pads))
+        return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+
+
+def freeze_same_padding(model: nn.Module, in_chans: int, image_size: int) -> None:
+    """Turn every dynamic "same" conv of ``model`` into a StaticSameConv for ``image_size``."""
+    sizes: dict[nn.Module, tuple[int, int]] = {}
+    convs = [m for m in model.modules() if type(m) is Conv2dSame]
+    if not convs:
+        return
+    hooks = [
+        c.register_forward_pre_hook(lambda m, args: sizes.__setitem__(m, args[0].shape[-2:]))
+        for c in convs
+    ]
+    with torch.no_grad():
+        model(torch.zeros(1, in_chans, image_size, image_size))
+    for h in hooks:
+        h.remove()
+    for c in convs:
+        ih, iw = sizes[c]
+        ph = same_pad_amount(ih, c.kernel_size[0], c.stride[0], c.dilation[0])
+        pw = same_pad_amount(iw, c.kernel_size[1], c.stride[1], c.dilation[1])
+        c.__class__ = StaticSameConv
+        c.pads = (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2)
+
+
+def deploy_form(model: nn.Module, image_size: int | None = None, fold: bool = True) -> nn.Module:
+    """An eval-mode copy for inference: BN folded, SE squeezes as pooling ops, and, given
+    ``image_size``, "same" padding fixed for that size (required for ONNX export)."""
+    model = fold_bn(model) if fold else copy.deepcopy(model).eval()
     for m in model.modules():
         if type(m) is SqueezeExcite:
             m.__class__ = PooledSqueezeExcite
+    if image_size is not None:
+        freeze_same_padding(model, getattr(model, "in_chans", 3), image_size)
     return model
 
 
@@ -128,23 +186,37 @@ def _metadata(model: nn.Module) -> dict[str, str]:
     return meta
 
 
+def torch_onnx_export(
+    model: nn.Module,
+    f: Any,
+    x: torch.Tensor,
+    opset: int = DEFAULT_OPSET,
+    dynamic_batch: bool = True,
+) -> None:
+    """torch.onnx.export with the TorchScript exporter (the dynamo one needs onnxscript)."""
+    axes = {"input": {0: "batch"}, "logits": {0: "batch"}} if dynamic_batch else None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        torch.onnx.export(
+            model,
+            (x,),
+            f,
+            dynamo=False,
+            opset_version=opset,
+            input_names=["input"],
+            output_names=["logits"],
+            dynamic_axes=axes,
+            do_constant_folding=True,
+        )
+
+
 def _write_onnx(
     model: nn.Module, tmp: str, x: torch.Tensor, opset: int, dynamic_batch: bool
 ) -> None:
     import onnx
 
-    axes = {"input": {0: "batch"}, "logits": {0: "batch"}} if dynamic_batch else None
-    torch.onnx.export(
-        model,
-        (x,),
-        tmp,
-        dynamo=False,  # the dynamo exporter needs onnxscript; the TorchScript one does not
-        opset_version=opset,
-        input_names=["input"],
-        output_names=["logits"],
-        dynamic_axes=axes,
-        do_constant_folding=True,
-    )
+    torch_onnx_export(model, tmp, x, opset, dynamic_batch)
     proto = onnx.load(tmp)
     for key, value in _metadata(model).items():
         entry = proto.metadata_props.add()
@@ -162,19 +234,21 @@ def export_onnx(
     fold: bool = True,
     validate: bool = True,
     batch: int = 2,
+    validation_input: torch.Tensor | None = None,
 ) -> Export:
     """Write ``model`` (BN folded) to ``path`` as ONNX; check it in ONNX Runtime.
 
     The export is traced at ``image_size`` (default: the architecture's resolution);
-    validation feeds ``batch`` random images (a different batch size than the trace when
-    ``dynamic_batch``) and reports the max abs difference of the logits.
+    validation feeds ``validation_input`` or ``batch`` random images (a different batch
+    size than the trace when ``dynamic_batch``) and reports the max abs difference of the
+    logits.
     """
     if not 7 <= opset <= 23:
         raise EffnetError(f"--opset must be in 7..23, got {opset}")
     size = image_size or getattr(getattr(model, "arch", None), "resolution", 224)
     in_chans = getattr(model, "in_chans", 3)
     model = model.eval()
-    deploy = deploy_form(model) if fold else model
+    deploy = deploy_form(model, size, fold=fold)
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(1, in_chans, size, size, generator=gen)
     path = Path(path)
@@ -182,7 +256,8 @@ def export_onnx(
     diff = None
     if validate:
         n = batch if dynamic_batch else 1
-        diff = validate_onnx(path, model, torch.randn(n, in_chans, size, size, generator=gen))
+        x = torch.randn(n, in_chans, size, size, generator=gen)
+        diff = validate_onnx(path, model, x if validation_input is None else validation_input)
     return Export(path, opset, size, dynamic_batch, diff)
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import json
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,21 +121,12 @@ def onnx_session(source: str | Path | bytes, threads: int | None = None) -> Any:
 
 def onnx_bytes(model: nn.Module, image_size: int, opset: int = 17) -> bytes:
     """The deployment form of ``model`` as ONNX bytes, dynamic in the batch dimension."""
-    from effnet.export import deploy_form
+    from effnet.export import deploy_form, torch_onnx_export
 
-    deploy = deploy_form(model)
+    deploy = deploy_form(model, image_size)
     x = torch.zeros(1, getattr(model, "in_chans", 3), image_size, image_size)
     buf = io.BytesIO()
-    torch.onnx.export(
-        deploy,
-        (x,),
-        buf,
-        dynamo=False,
-        opset_version=opset,
-        input_names=["input"],
-        output_names=["logits"],
-        dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}},
-    )
+    torch_onnx_export(deploy, buf, x, opset, dynamic_batch=True)
     return buf.getvalue()
 
 
@@ -153,7 +145,8 @@ class TorchPath:
         if key not in self._graphs:
             if not self.freeze:
                 return self.model
-            with torch.inference_mode(False), torch.no_grad():
+            with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
+                warnings.simplefilter("ignore", torch.jit.TracerWarning)
                 traced = torch.jit.trace(self.model, x.clone(), check_trace=False)
                 self._graphs[key] = torch.jit.freeze(traced.eval())
         return self._graphs[key]
