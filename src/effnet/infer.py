@@ -147,6 +147,7 @@ class TorchPath:
                 return self.model
             with torch.inference_mode(False), torch.no_grad(), warnings.catch_warnings():
                 warnings.simplefilter("ignore", torch.jit.TracerWarning)
+                warnings.simplefilter("ignore", DeprecationWarning)  # jit is deprecated in 2.13
                 traced = torch.jit.trace(self.model, x.clone(), check_trace=False)
                 self._graphs[key] = torch.jit.freeze(traced.eval())
         return self._graphs[key]
