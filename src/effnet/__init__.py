@@ -1,5 +1,6 @@
 """effnet: EfficientNet and compound model scaling (Tan & Le 2019) in PyTorch."""
 
+from pathlib import Path
 from typing import Any
 
 from effnet.arch import Architecture, Block, Head, Norm, Padding, Stage, Stem
@@ -30,7 +31,7 @@ __all__ = [
 __version__ = "0.1.0"
 
 
-def from_pretrained(directory: str) -> Any:
+def from_pretrained(directory: str | Path) -> Any:
     """A model saved with ``save_pretrained`` (see effnet.weights; imports torch lazily)."""
     from effnet.weights import from_pretrained as load
 
