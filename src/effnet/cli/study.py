@@ -1,0 +1,170 @@
+"""effnet study | search-coefficients: the paper's experiments, one command each."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from effnet.errors import EffnetError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "study",
+        help="single-dimension vs compound scaling study (Fig 3, Fig 4, Table 7)",
+        description="Train every point of a scaling study and write results.csv/json, "
+        "PNG plots and report.md into the study folder.",
+    )
+    p.add_argument("config", nargs="?", help="study JSON file (see docs/study.md)")
+    p.add_argument("--quick", action="store_true", help="the small CPU study `make run` runs")
+    p.add_argument("--out", metavar="DIR", help="study folder (default runs/study-<name>)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted study")
+    p.add_argument("--force", action="store_true", help="delete an existing study folder first")
+    p.add_argument("--seeds", type=_ints, help="override the seeds, e.g. 0,1,2")
+    p.add_argument("--epochs", type=float, help="override the epochs per point")
+    p.add_argument("--subset", type=int, help="override the number of training images")
+    p.add_argument("--no-progress", action="store_true", help="no per-step progress bars")
+    p.set_defaults(func=cmd_study)
+
+    p = sub.add_parser(
+        "search-coefficients",
+        help="grid-search alpha, beta, gamma under alpha*beta^2*gamma^2 ~= 2 (Optuna)",
+        description="Step 1 of compound scaling. Workers are plain processes sharing "
+        "--storage: run this command again (with --join) on other machines to help.",
+    )
+    p.add_argument("config", nargs="?", help="search JSON file (fields of SearchConfig)")
+    p.add_argument("--quick", action="store_true", help="a tiny CPU proxy (see docs/study.md)")
+    p.add_argument("--phi", type=float, help="scale each candidate by this phi (default 1)")
+    p.add_argument("--step", type=float, help="grid spacing (default 0.05)")
+    p.add_argument("--tolerance", type=float, help="|alpha*beta^2*gamma^2 - 2| bound (0.1)")
+    p.add_argument("--baseline", help="baseline model name or architecture JSON")
+    p.add_argument("--resolution", type=int, help="proxy base resolution in pixels")
+    p.add_argument("--epochs", type=float, help="epochs per candidate")
+    p.add_argument("--subset", type=int, help="training images per candidate")
+    p.add_argument("--no-prune", action="store_true", help="train every candidate fully")
+    p.add_argument("--storage", metavar="URL", help="Optuna storage: a .journal file or RDB URL")
+    p.add_argument("--name", help="study name in the storage (default from the config)")
+    p.add_argument("--workers", type=int, default=1, help="worker processes on this machine")
+    p.add_argument("--join", action="store_true", help="join the search already in --storage")
+    p.add_argument("--out", metavar="DIR", help="output folder (default runs/search-<name>)")
+    p.set_defaults(func=cmd_search)
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(t) for t in text.split(",") if t.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers, got {text!r}"
+        ) from None
+
+
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def cmd_study(args: argparse.Namespace) -> int:
+    from effnet.study import Study, quick
+    from effnet.study.runner import run_study
+
+    if args.config and args.quick:
+        raise EffnetError("give a study config or --quick, not both")
+    study = Study.load(args.config) if args.config else quick() if args.quick else None
+    if study is None and not (args.resume and args.out):
+        raise EffnetError("give a study config file, --quick, or --resume --out DIR")
+    if study is not None:
+        study = _study_overrides(study, args)
+    out = Path(args.out or f"runs/study-{study.name if study else 'quick'}")
+    if args.resume and study is not None and (out / "study.json").is_file() and not args.config:
+        study = None  # --quick --resume: continue whatever the folder holds
+    result = run_study(
+        study, out, resume=args.resume, force=args.force, progress=not args.no_progress, log=_log
+    )
+    print(f"report: {result.folder / 'report.md'}")
+    return 0
+
+
+def _study_overrides(study: Any, args: argparse.Namespace) -> Any:
+    changes: dict[str, Any] = {}
+    if args.seeds:
+        changes["seeds"] = args.seeds
+    if args.epochs is not None:
+        changes["recipe_overrides"] = {**study.recipe_overrides, "epochs": args.epochs}
+    if args.subset is not None:
+        changes["data"] = {**study.data, "subset": args.subset}
+    return study.replace(**changes) if changes else study
+
+
+def quick_search() -> Any:
+    """The proxy `--quick` searches: B0 at half width, 24 px, 2,000 Fashion-MNIST images."""
+    from effnet.study.search import SearchConfig
+
+    return SearchConfig(
+        name="quick",
+        baseline_width=0.5,
+        resolution=24,
+        data={"source": "fashion-mnist", "subset": 2000, "minival": 1000, "workers": 0},
+        recipe_overrides={
+            "schedule": "step",
+            "epochs": 2,
+            "batch_size": 128,
+            "warmup_epochs": 0.5,
+            "log_every": 10,
+        },  # fmt: skip
+        step=0.1,
+        tolerance=0.1,
+    )
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    import json
+
+    import optuna
+
+    from effnet.study.search import SearchConfig, run_search
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if args.workers < 1:
+        raise EffnetError(f"--workers must be >= 1, got {args.workers}")
+    cfg: SearchConfig | None = None
+    if not args.join:
+        if args.config:
+            try:
+                cfg = SearchConfig.from_dict(json.loads(Path(args.config).read_text()))
+            except OSError as e:
+                msg = f"cannot read search config {args.config}: {e.strerror}"
+                raise EffnetError(msg) from None
+            except json.JSONDecodeError as e:
+                raise EffnetError(f"{args.config}: malformed JSON: {e}") from None
+        else:
+            cfg = quick_search() if args.quick else SearchConfig()
+        cfg = _search_overrides(cfg, args)
+    name = args.name or (cfg.name if cfg else None)
+    out = Path(args.out or f"runs/search-{name or 'coefficients'}")
+    result = run_search(cfg, out, storage=args.storage, name=name, workers=args.workers, log=_log)
+    if result.best:
+        b = result.best
+        print(
+            f"best: alpha={b['alpha']:g} beta={b['beta']:g} gamma={b['gamma']:g} "
+            f"(minival top-1 {b['minival_top1']:.4f}); paper: 1.2, 1.1, 1.15"
+        )
+    print(f"table: {out / 'grid.md'}")
+    return 0 if result.complete else 1
+
+
+def _search_overrides(cfg: Any, args: argparse.Namespace) -> Any:
+    import dataclasses
+
+    changes: dict[str, Any] = {}
+    for key in ("phi", "step", "tolerance", "baseline", "resolution"):
+        if getattr(args, key) is not None:
+            changes[key] = getattr(args, key)
+    if args.epochs is not None:
+        changes["recipe_overrides"] = {**cfg.recipe_overrides, "epochs": args.epochs}
+    if args.subset is not None:
+        changes["data"] = {**cfg.data, "subset": args.subset}
+    if args.no_prune:
+        changes["prune"] = False
+    return dataclasses.replace(cfg, **changes) if changes else cfg

@@ -1,0 +1,169 @@
+"""The coefficient search's outputs: grid.csv, grid.md, grid.png, best.json and the implied
+family (phi = 1..7) as architecture JSON files ``effnet describe`` accepts."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from effnet.study.search import PAPER, SearchConfig, _candidate_of, candidate_id, parse_candidate
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    folder: Path
+    rows: list[dict[str, Any]]  # one per candidate, best first
+    best: dict[str, Any] | None
+    complete: bool  # every candidate evaluated (or given up after max_retries)
+
+
+def collect(study: Any) -> list[dict[str, Any]]:
+    """One row per candidate from its counted trial (complete or pruned), best first."""
+    from optuna.trial import TrialState
+
+    ids = list(study.user_attrs["candidates"])
+    rows: dict[str, dict[str, Any]] = {}
+    failed: dict[str, int] = {}
+    for t in study.get_trials(deepcopy=False):
+        cid = _candidate_of(t, ids)
+        if cid is None:
+            continue
+        if t.state == TrialState.FAIL:
+            failed[cid] = failed.get(cid, 0) + 1
+        if t.state not in (TrialState.COMPLETE, TrialState.PRUNED) or cid in rows:
+            continue
+        a, b, g = parse_candidate(cid)
+        inter = t.intermediate_values
+        value = t.value if t.state == TrialState.COMPLETE else inter[max(inter)] if inter else None
+        rows[cid] = dict(
+            candidate=cid, alpha=a, beta=b, gamma=g, constraint=round(a * b * b * g * g, 4),
+            state=t.state.name.lower(), minival_top1=value,
+            test_top1=t.user_attrs.get("test_top1"), epochs=t.user_attrs.get("epochs"),
+            params=t.user_attrs.get("params"), macs=t.user_attrs.get("macs"),
+            resolution=t.user_attrs.get("resolution"),
+            train_time_s=t.user_attrs.get("train_time_s"), trial=t.number,
+        )  # fmt: skip
+    for cid, r in rows.items():
+        r["failed_attempts"] = failed.get(cid, 0)
+    order = sorted(
+        rows.values(),
+        key=lambda r: (r["state"] != "complete", -(r["minival_top1"] or 0.0)),
+    )
+    for i, r in enumerate(order, start=1):
+        r["rank"] = i
+    return order
+
+
+def write_outputs(cfg: SearchConfig, study: Any, out: Path) -> SearchResult:
+    """grid.csv, grid.md, grid.png, best.json and family/<baseline>-phi{1..7}.json."""
+    from effnet.io import atomic_write_text
+    from effnet.registry import get_arch
+    from effnet.scaling import scale_phi
+    from effnet.study.report import to_csv
+
+    rows = collect(study)
+    n_grid = len(study.user_attrs["candidates"])
+    complete = [r for r in rows if r["state"] == "complete"]
+    best = complete[0] if complete else None
+    atomic_write_text(out / "grid.csv", to_csv(rows))
+    if best is not None:
+        coef = (best["alpha"], best["beta"], best["gamma"])
+        base = get_arch(cfg.baseline)
+        family = []
+        for phi in range(1, 8):
+            arch = scale_phi(base, phi, *coef).replace(name=f"{base.name}-search-phi{phi}")
+            path = out / "family" / f"{base.name}-search-phi{phi}.json"
+            arch.save(path)
+            family.append(str(path.relative_to(out)))
+        summary = dict(best=best, paper=dict(zip(("alpha", "beta", "gamma"), PAPER)),
+                       family=family, evaluated=len(rows), grid=n_grid,
+                       config=cfg.to_dict())  # fmt: skip
+        atomic_write_text(out / "best.json", json.dumps(summary, indent=2) + "\n")
+    atomic_write_text(out / "grid.md", render_markdown(cfg, rows, n_grid))
+    if rows:
+        plot_grid(out / "grid.png", rows)
+    return SearchResult(out, rows, best, len(rows) == n_grid)
+
+
+def render_markdown(cfg: SearchConfig, rows: list[dict[str, Any]], n_grid: int) -> str:
+    paper = candidate_id(*PAPER)
+    lines = [
+        f"# alpha, beta, gamma grid search `{cfg.name}`",
+        "",
+        f"Proxy: `{cfg.baseline}` (phi {cfg.baseline_phi}, width x{cfg.baseline_width:g}, "
+        f"depth x{cfg.baseline_depth:g}) at {cfg.resolution or 'its own'} px, each candidate "
+        f"scaled by phi = {cfg.phi:g}; grid step {cfg.step:g}, |alpha*beta^2*gamma^2 - 2| <= "
+        f"{cfg.tolerance:g}: {n_grid} candidates, {len(rows)} evaluated. Data "
+        f"`{json.dumps(cfg.data)}`, recipe `{cfg.recipe}` `{json.dumps(cfg.recipe_overrides)}`.",
+        "",
+    ]
+    done = [r for r in rows if r["state"] == "complete"]
+    if done:
+        b = done[0]
+        lines.append(
+            f"**Best:** alpha = {b['alpha']:g}, beta = {b['beta']:g}, gamma = {b['gamma']:g} "
+            f"(minival top-1 {100 * b['minival_top1']:.2f}%); the paper found alpha = 1.2, "
+            "beta = 1.1, gamma = 1.15 on ImageNet."
+        )
+        p = next((r for r in rows if r["candidate"] == paper), None)
+        if p is not None and p["minival_top1"] is not None:
+            lines.append(
+                f"The paper's coefficients rank {p['rank']} of {len(rows)} here "
+                f"({100 * p['minival_top1']:.2f}%, {p['state']})."
+            )
+        lines.append("")
+    lines += [
+        "| rank | alpha | beta | gamma | a*b^2*g^2 | resolution | multiply-adds | minival top-1 % "
+        "| test top-1 % | state | train s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        mv = f"{100 * r['minival_top1']:.2f}" if r["minival_top1"] is not None else "-"
+        te = f"{100 * r['test_top1']:.2f}" if r["test_top1"] is not None else "-"
+        macs = f"{r['macs'] / 1e6:.2f}M" if r["macs"] else "-"
+        secs = f"{r['train_time_s']:.0f}" if r["train_time_s"] else "-"
+        lines.append(
+            f"| {r['rank']} | {r['alpha']:g} | {r['beta']:g} | {r['gamma']:g} | "
+            f"{r['constraint']:.3f} | {r['resolution'] or '-'} | {macs} | {mv} | {te} | "
+            f"{r['state']} | {secs} |"
+        )
+    return "\n".join(lines) + "\n\n![grid](grid.png)\n"
+
+
+def plot_grid(path: Path, rows: list[dict[str, Any]]) -> None:
+    """Minival top-1 over (beta, gamma), alpha written next to each point; pruned hollow."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from effnet.io import atomic_write_with
+
+    fig, ax = plt.subplots(figsize=(6, 5))
+    done = [r for r in rows if r["state"] == "complete"]
+    if done:
+        sc = ax.scatter(
+            [r["beta"] for r in done], [r["gamma"] for r in done],
+            c=[100 * r["minival_top1"] for r in done], cmap="viridis", s=90,
+        )  # fmt: skip
+        fig.colorbar(sc, label="minival top-1 (%)")
+    pruned = [r for r in rows if r["state"] == "pruned"]
+    if pruned:
+        ax.scatter(
+            [r["beta"] for r in pruned], [r["gamma"] for r in pruned],
+            facecolors="none", edgecolors="gray", s=90, label="pruned",
+        )  # fmt: skip
+        ax.legend()
+    for r in rows:
+        ax.annotate(f"α{r['alpha']:g}", (r["beta"], r["gamma"]), fontsize=7,
+                    xytext=(4, 4), textcoords="offset points")  # fmt: skip
+    ax.scatter([PAPER[1]], [PAPER[2]], marker="x", color="red", s=60)
+    ax.set_xlabel("beta (width)")
+    ax.set_ylabel("gamma (resolution)")
+    ax.set_title("alpha, beta, gamma grid (x: the paper's 1.2, 1.1, 1.15)")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    atomic_write_with(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))
+    plt.close(fig)

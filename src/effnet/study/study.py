@@ -1,0 +1,416 @@
+"""A scaling study as data: which baseline, which data, which points, how long each trains.
+
+A :class:`Study` names a baseline and three kinds of experiment from the paper:
+
+- ``sweeps``: single-dimension scaling (Fig 3): lists of width, depth or resolution
+  multipliers, each applied alone to the baseline;
+- ``fig4_at`` x ``fig4_width``: width sweeps at several fixed (depth, resolution) (Fig 4);
+- ``budget``: the budget-matched set of Table 7: the baseline and one model per method
+  (depth only, width only, resolution only, compound) fitted to ``budget`` times the
+  baseline's multiply-adds, every one within ``tolerance`` of the target.
+
+:func:`plan` turns it into concrete :class:`Point`\\ s (architectures); the same architecture
+reached by two experiments (the baseline is in every sweep) is trained once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from effnet.arch import Architecture
+from effnet.errors import EffnetError
+
+SWEEP_KEYS = ("width", "depth", "resolution")
+METHODS = ("depth", "width", "resolution", "compound")
+
+
+@dataclass(frozen=True)
+class Study:
+    """Everything a study trains, saved as ``study.json`` in the study folder."""
+
+    name: str = "scaling-study"
+    baseline: str = "efficientnet_b0"  # model name or architecture JSON path
+    baseline_phi: float | None = None  # compound-scale the baseline first (negative: smaller)
+    baseline_width: float = 1.0  # then multiply its width ...
+    baseline_depth: float = 1.0  # ... and depth (to make a small proxy baseline)
+    resolution: int | None = None  # base input resolution in pixels; None: the baseline's
+    data: dict[str, Any] = field(default_factory=dict)  # effnet.data.DataSpec fields
+    recipe: str = "cpu"  # a named recipe (effnet.train.RECIPES) or a recipe JSON path
+    recipe_overrides: dict[str, Any] = field(default_factory=dict)  # e.g. {"epochs": 3}
+    seeds: tuple[int, ...] = (0,)  # every point is trained once per seed
+    sweeps: dict[str, tuple[float, ...]] = field(default_factory=dict)  # Fig 3
+    fig4_at: tuple[tuple[float, float], ...] = ()  # Fig 4: (depth, resolution) pairs ...
+    fig4_width: tuple[float, ...] = ()  # ... each swept over these widths
+    budget: float | None = 4.0  # Table 7: target multiply-adds / the baseline's; None: skip
+    methods: tuple[str, ...] = METHODS  # which Table-7 methods to fit
+    coefficients: tuple[float, float, float] = (1.2, 1.1, 1.15)  # alpha, beta, gamma
+    tolerance: float = 0.05  # every budget-matched model within this of the target
+
+    def __post_init__(self) -> None:
+        validate(self)
+
+    def replace(self, **changes: Any) -> Study:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Study:
+        if not isinstance(data, dict):
+            raise EffnetError("study: expected a JSON object")
+        unknown = sorted(set(data) - {f.name for f in dataclasses.fields(cls)})
+        if unknown:
+            raise EffnetError(f"study: unknown field(s) {', '.join(unknown)}")
+        d = dict(data)
+        if "sweeps" in d:
+            if not isinstance(d["sweeps"], dict):
+                raise EffnetError("study: 'sweeps' must be an object like {\"width\": [1, 2]}")
+            d["sweeps"] = {k: _floats(v, f"sweeps.{k}") for k, v in d["sweeps"].items()}
+        for key in ("seeds", "methods", "fig4_width", "coefficients"):
+            if key in d:
+                d[key] = tuple(_as_list(d[key], key))
+        if "fig4_at" in d:
+            d["fig4_at"] = tuple(tuple(_floats(p, "fig4_at")) for p in _as_list(d["fig4_at"], ""))
+        try:
+            return cls(**d)
+        except TypeError as e:
+            raise EffnetError(f"study: {e}") from None
+
+    @classmethod
+    def from_json(cls, text: str) -> Study:
+        try:
+            return cls.from_dict(json.loads(text))
+        except json.JSONDecodeError as e:
+            raise EffnetError(f"study JSON is malformed: {e}") from None
+
+    @classmethod
+    def load(cls, path: str | Path) -> Study:
+        try:
+            text = Path(path).read_text()
+        except OSError as e:
+            raise EffnetError(f"cannot read study config {path}: {e.strerror}") from None
+        try:
+            return cls.from_json(text)
+        except EffnetError as e:
+            raise EffnetError(f"{path}: {e}") from None
+
+    def save(self, path: str | Path) -> Path:
+        from effnet.io import atomic_write_text
+
+        return atomic_write_text(path, self.to_json() + "\n")
+
+
+def _as_list(v: Any, where: str) -> list:
+    if not isinstance(v, list | tuple):
+        raise EffnetError(f"study: {where} must be a list, got {v!r}")
+    return list(v)
+
+
+def _floats(v: Any, where: str) -> tuple[float, ...]:
+    out = []
+    for x in _as_list(v, where):
+        if isinstance(x, bool) or not isinstance(x, int | float):
+            raise EffnetError(f"study: {where} must hold numbers, got {x!r}")
+        out.append(float(x))
+    return tuple(out)
+
+
+def _positive(values: tuple[float, ...], where: str) -> None:
+    for v in values:
+        if not (math.isfinite(v) and v > 0):
+            raise EffnetError(f"study: {where} multipliers must be positive, got {v:g}")
+
+
+def validate(s: Study) -> None:
+    """Reject a study that cannot run, naming the field."""
+    unknown = sorted(set(s.sweeps) - set(SWEEP_KEYS))
+    if unknown:
+        raise EffnetError(
+            f"study: unknown sweep key(s) {', '.join(unknown)} (known: {', '.join(SWEEP_KEYS)})"
+        )
+    for k, values in s.sweeps.items():
+        _positive(tuple(values), f"sweeps.{k}")
+    _positive(s.fig4_width, "fig4_width")
+    for pair in s.fig4_at:
+        if len(pair) != 2:
+            raise EffnetError(f"study: fig4_at entries are [depth, resolution] pairs, got {pair}")
+        _positive(tuple(pair), "fig4_at")
+    if bool(s.fig4_at) != bool(s.fig4_width):
+        raise EffnetError("study: fig4_at and fig4_width must be given together")
+    _positive((s.baseline_width, s.baseline_depth), "baseline_width/baseline_depth")
+    if s.budget is not None and not (math.isfinite(s.budget) and s.budget > 0):
+        raise EffnetError(f"study: budget must be a positive multiple, got {s.budget}")
+    bad = sorted(set(s.methods) - set(METHODS))
+    if bad:
+        raise EffnetError(
+            f"study: unknown method(s) {', '.join(bad)} (known: {', '.join(METHODS)})"
+        )
+    if not s.seeds or len(set(s.seeds)) != len(s.seeds):
+        raise EffnetError(f"study: seeds must be a non-empty list of distinct ints, got {s.seeds}")
+    if s.resolution is not None and s.resolution < 8:
+        raise EffnetError(f"study: resolution must be >= 8 pixels, got {s.resolution}")
+    if len(s.coefficients) != 3:
+        raise EffnetError("study: coefficients must be [alpha, beta, gamma]")
+    if not 0 < s.tolerance < 1:
+        raise EffnetError(f"study: tolerance must be in (0, 1), got {s.tolerance}")
+    if not s.sweeps and not s.fig4_at and s.budget is None:
+        raise EffnetError("study: nothing to run (give sweeps, fig4_at/fig4_width or a budget)")
+
+
+# -- points ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Point:
+    """One network of the study: which experiment line it belongs to and how it was scaled."""
+
+    group: str  # "fig3" | "fig4" | "table7"
+    method: str  # the line it is drawn on: width, depth, resolution, compound, baseline, d2-r1.3
+    depth: float  # multipliers relative to the study's baseline
+    width: float
+    resolution: float
+    arch: Architecture
+    macs: int  # multiply-adds of one image with the study's head and input channels
+    target: float | None = None  # Table 7: the multiply-add target it was fitted to
+
+    @property
+    def key(self) -> str:
+        """Run folder name: the same architecture gets the same key wherever it appears."""
+        return f"d{self.depth:.4g}-w{self.width:.4g}-r{self.arch.resolution}"
+
+    @property
+    def relative_error(self) -> float | None:
+        return None if self.target is None else (self.macs - self.target) / self.target
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(
+            key=self.key, group=self.group, method=self.method, depth=self.depth,
+            width=self.width, resolution_mult=self.resolution,
+            resolution=self.arch.resolution, macs=self.macs, target=self.target,
+            relative_error=self.relative_error, model=self.arch.name,
+        )  # fmt: skip
+
+
+def data_shape(data: dict[str, Any]) -> tuple[int, int]:
+    """(num_classes, in_chans) of the study's data, without loading any image."""
+    source = data.get("source", "fashion-mnist")
+    if source == "fashion-mnist":
+        return 10, 1
+    train = Path(source) / "train"
+    if not train.is_dir():
+        raise EffnetError(f"data source {source}: no train/ folder (expected an ImageFolder root)")
+    classes = [p for p in train.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    if not classes:
+        raise EffnetError(f"data source {source}: train/ holds no class folders")
+    return len(classes), 3
+
+
+@functools.lru_cache(maxsize=4096)
+def macs(arch: Architecture, num_classes: int = 1000, in_chans: int = 3) -> int:
+    """Multiply-adds at the architecture's resolution, as ``effnet.profile.count_macs`` counts.
+
+    Summed from forward hooks on the convolutions and the classifier of a meta-device
+    model whose batch norms are skipped: the same figure as torch's FlopCounterMode, whose
+    per-op dispatch (and meta batch norm's Python decomposition) makes budget fitting,
+    dozens of deep models, take minutes on a busy CPU.
+    """
+    import torch
+    from torch import nn
+
+    from effnet.model import build
+
+    total = 0
+
+    def hook(m: nn.Module, inputs: tuple, out: torch.Tensor) -> None:
+        nonlocal total
+        if isinstance(m, nn.Conv2d):
+            k = m.kernel_size[0] * m.kernel_size[1] * m.in_channels // m.groups
+            total += out.numel() * k
+        else:
+            total += out.numel() * m.in_features
+
+    with torch.device("meta"):
+        model = build(arch, num_classes=num_classes, in_chans=in_chans).eval()
+        for m in model.modules():
+            if isinstance(m, nn.Conv2d | nn.Linear):
+                m.register_forward_hook(hook)
+            elif isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.forward = _identity  # shape-preserving; meta batch norm is slow Python
+        with torch.no_grad():
+            model(torch.empty(1, in_chans, arch.resolution, arch.resolution))
+    return int(total)
+
+
+def _identity(x: Any) -> Any:
+    return x
+
+
+def baseline_arch(s: Study) -> Architecture:
+    """The study's baseline (see :func:`proxy_baseline`)."""
+    return proxy_baseline(
+        s.baseline, s.baseline_phi, s.baseline_width, s.baseline_depth, s.resolution,
+        s.coefficients, f"{s.name}-baseline",
+    )  # fmt: skip
+
+
+def proxy_baseline(
+    model: str,
+    phi: float | None,
+    width: float,
+    depth: float,
+    resolution: int | None,
+    coefficients: tuple[float, float, float],
+    name: str,
+) -> Architecture:
+    """A named model or architecture file, optionally shrunk by ``phi`` and then by
+    ``width`` / ``depth``, at ``resolution`` px; renamed, with multipliers reset to 1."""
+    from effnet.registry import get_arch
+    from effnet.scaling import scale, scale_phi
+
+    arch = get_arch(model)
+    if phi is not None:
+        arch = scale_phi(arch, phi, *coefficients)
+    if (width, depth) != (1.0, 1.0):
+        arch = scale(arch, depth=depth, width=width)
+    if resolution is not None:
+        arch = arch.replace(resolution=resolution)
+    return arch.replace(name=name, width=1.0, depth=1.0)
+
+
+def plan(s: Study) -> list[Point]:
+    """Every point of the study, in training order: Table 7 first, then Fig 3, then Fig 4."""
+    from effnet.scaling import scale
+
+    base = baseline_arch(s)
+    shape = data_shape(s.data)
+
+    def point(group: str, method: str, d: float, w: float, r: float) -> Point:
+        arch = scale(base, depth=d, width=w, resolution=r, name=f"{s.name}-d{d:.4g}-w{w:.4g}")
+        arch = arch.replace(name=f"{s.name}-d{d:.4g}-w{w:.4g}-r{arch.resolution}")
+        return Point(group, method, d, w, r, arch, macs(arch, *shape))
+
+    points: list[Point] = []
+    if s.budget is not None:
+        points += budget_points(s, base, shape)
+    for key in SWEEP_KEYS:
+        for v in s.sweeps.get(key, ()):
+            mult = {"depth": 1.0, "width": 1.0, "resolution": 1.0, key: v}
+            points.append(point("fig3", key, mult["depth"], mult["width"], mult["resolution"]))
+    for d, r in s.fig4_at:
+        for w in s.fig4_width:
+            points.append(point("fig4", f"d={d:g}, r={r:g}", d, w, r))
+    return points
+
+
+def budget_points(s: Study, base: Architecture, shape: tuple[int, int]) -> list[Point]:
+    """Table 7: the baseline and one model per method, each fitted to the same budget.
+
+    ``effnet.scaling.fit(mode="nearest")`` picks, on each method's staircase of rounded
+    architectures, the one whose multiply-adds are closest to the target; a method that
+    cannot come within ``tolerance`` (e.g. a budget below the baseline) is an error.
+    """
+    from effnet.scaling import fit, scale
+
+    assert s.budget is not None
+    base_macs = macs(base, *shape)
+    target = s.budget * base_macs
+    alpha, beta, gamma = s.coefficients
+
+    def cost(a: Architecture) -> float:
+        return float(macs(a, *shape))
+
+    def one_dim(method: str) -> Any:
+        def make(x: float) -> Architecture:
+            return scale(base, **{method: x})
+
+        prec = 0.004 if method == "resolution" else 0.01
+        hi = _bracket(make, cost, target, 2.0)
+        return fit(make, cost, target, 1.0, hi, mode="nearest", precision=prec)
+
+    def compound(phi: float) -> Architecture:
+        return scale(base, depth=alpha**phi, width=beta**phi, resolution=gamma**phi)
+
+    out = [Point("table7", "baseline", 1.0, 1.0, 1.0, base, base_macs, target)]
+    for method in s.methods:
+        try:
+            if method == "compound":
+                hi = _bracket(compound, cost, target, 1.0)
+                f = fit(compound, cost, target, 0.0, hi, mode="nearest", precision=0.01)
+                mult = (alpha**f.value, beta**f.value, gamma**f.value)
+            else:
+                f = one_dim(method)
+                mult = _mult_of(method, f.value)
+        except EffnetError as e:
+            raise EffnetError(f"budget {s.budget:g}x for {method} scaling: {e}") from None
+        d, w, r = mult
+        arch = f.arch.replace(name=f"{s.name}-{method}-{s.budget:g}x")
+        p = Point("table7", method, d, w, r, arch, int(f.cost), target)
+        if abs(p.relative_error or 0.0) > s.tolerance:
+            raise EffnetError(
+                f"budget {s.budget:g}x ({target:,.0f} multiply-adds): no {method}-scaled model "
+                f"within {s.tolerance:.0%} (closest costs {f.cost:,.0f}, "
+                f"{p.relative_error:+.1%})"
+            )
+        out.append(p)
+    return out
+
+
+def _bracket(make: Any, cost: Any, target: float, start: float, limit: float = 64.0) -> float:
+    """The smallest of start, 2*start, 4*start ... whose model costs at least ``target``.
+
+    Fitting then bisects below it, so no huge model (a 500-block depth-32 net, slow even
+    to count on the meta device) is ever built.
+    """
+    x = start
+    while x < limit:
+        try:
+            if cost(make(x)) >= target:
+                return x
+        except EffnetError:
+            return x
+        x *= 2
+    return limit
+
+
+def _mult_of(method: str, value: float) -> tuple[float, float, float]:
+    """(depth, width, resolution) multipliers of a single-dimension scaling."""
+    return (
+        value if method == "depth" else 1.0,
+        value if method == "width" else 1.0,
+        value if method == "resolution" else 1.0,
+    )
+
+
+def unique_runs(points: list[Point]) -> list[Point]:
+    """One point per distinct key, in first-seen order (each is trained once per seed)."""
+    seen: dict[str, Point] = {}
+    for p in points:
+        seen.setdefault(p.key, p)
+    return list(seen.values())
+
+
+def quick() -> Study:
+    """What ``effnet study --quick`` (and ``make run``) trains: the Table-7 set on a CPU.
+
+    A B0 with half the width at 32x32 on 4,000 Fashion-MNIST images, one seed,
+    scaled to 4x its multiply-adds by each method.
+    """
+    return Study(
+        name="quick",
+        baseline="efficientnet_b0",
+        baseline_width=0.5,
+        resolution=32,
+        data={"source": "fashion-mnist", "subset": 4000, "minival": 1000, "workers": 0},
+        recipe="cpu",
+        recipe_overrides={"epochs": 2, "batch_size": 128, "log_every": 10},
+        seeds=(0,),
+        budget=4.0,
+    )

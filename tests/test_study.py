@@ -1,0 +1,242 @@
+"""Scaling studies: config as data, budget matching, runner outputs and resume, bad input.
+
+Runner tests use ``fake_train`` (same signature as ``effnet.train.train``; deterministic
+"accuracy" from the architecture's multiply-adds) so they check the study machinery in
+seconds; ``test_tiny_real_study`` runs the real trainer on a tiny model.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from effnet.arch import Architecture
+from effnet.cli import main
+from effnet.errors import EffnetError
+from effnet.registry import get_arch, list_models
+from effnet.study import Study, plan
+from effnet.study.runner import run_study
+from effnet.study.study import macs
+
+FASHION = Path("/usr/share/datasets/fashion-mnist")
+
+
+def fake_train(model, data, recipe, out, *, resume=False, progress=True, model_overrides=None):
+    """Stands in for effnet.train.train: logs the call, writes a run folder, returns metrics.
+
+    ``FAKE_TRAIN_LOG``: file that gets one line per call ("<out> fresh|resume").
+    ``FAKE_TRAIN_FAIL_ONCE``: substring of a run folder that raises on its first call.
+    """
+    out = Path(out)
+    if resume:
+        arch = Architecture.from_dict(json.loads((out / "config.json").read_text())["model"])
+    else:
+        assert not out.exists() or not any(out.iterdir()), f"would overwrite {out}"
+        out.mkdir(parents=True, exist_ok=True)
+        arch = model
+        (out / "config.json").write_text(json.dumps({"model": arch.to_dict()}))
+    log = os.environ.get("FAKE_TRAIN_LOG")
+    if log:
+        with open(log, "a") as f:
+            f.write(f"{out} {'resume' if resume else 'fresh'}\n")
+    fail = os.environ.get("FAKE_TRAIN_FAIL_ONCE")
+    if fail and fail in str(out) and not (out / "failed-once").exists():
+        (out / "failed-once").write_text("")
+        raise RuntimeError("injected failure")
+    m = macs(arch, 10, 1)
+    top1 = min(0.99, 0.5 + 0.02 * math.log(m) + 0.001 * recipe.seed)
+    metrics = dict(
+        model=arch.name, minival_top1=top1, test_top1=top1 - 0.01, test_top5=0.99,
+        params=1000, macs=m, resolution=arch.resolution, train_time_s=0.01,
+        epochs=recipe.epochs,
+    )  # fmt: skip
+    (out / "summary.json").write_text(json.dumps(metrics))
+    return SimpleNamespace(run_dir=out, metrics=metrics)
+
+
+def calls(log: Path) -> list[str]:
+    return log.read_text().splitlines() if log.exists() else []
+
+
+def tiny_study(**changes) -> Study:
+    base = dict(
+        name="tiny",
+        baseline="efficientnet_b0",
+        baseline_width=0.25,
+        baseline_depth=0.34,
+        resolution=32,
+        data={"subset": 200, "minival": 100, "workers": 0},
+        recipe_overrides={"epochs": 1, "batch_size": 50},
+        sweeps={"width": (1.0, 1.5)},
+        budget=None,
+    )
+    base.update(changes)
+    return Study(**base)
+
+
+def test_study_round_trips_through_json(tmp_path):
+    s = tiny_study(
+        seeds=(0, 1, 2),
+        sweeps={"width": (1.0, 1.4), "depth": (1.0, 2.0), "resolution": (1.0, 1.3)},
+        fig4_at=((1.0, 1.0), (2.0, 1.3)),
+        fig4_width=(1.0, 1.8),
+        budget=4.0,
+        baseline_phi=-1.5,
+    )
+    assert Study.from_json(s.to_json()) == s
+    s.save(tmp_path / "s.json")
+    assert Study.load(tmp_path / "s.json") == s
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"sweeps": {"height": [1, 2]}}, "unknown sweep key(s) height"),
+        ({"sweeps": {"width": [1, 0]}}, "sweeps.width multipliers must be positive, got 0"),
+        ({"sweeps": {"depth": [-2]}}, "must be positive"),
+        ({"fig4_at": [[1, -1]], "fig4_width": [1]}, "fig4_at multipliers must be positive"),
+        ({"budget": 0}, "budget must be a positive multiple"),
+        ({"speed": 3}, "unknown field(s) speed"),
+    ],
+)
+def test_bad_study_config_is_one_line_exit_2(tmp_path, capsys, changes, message):
+    cfg = json.loads(tiny_study().to_json())
+    cfg.update(changes)
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(cfg))
+    assert main(["study", str(path), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("effnet: error:") and message in err and "\n" not in err
+    assert not (tmp_path / "o").exists()
+
+
+def test_budget_no_model_can_fit_is_an_error():
+    # half the baseline's multiply-adds: scaling up by any method only adds cost
+    with pytest.raises(EffnetError, match="no model fits a budget"):
+        plan(tiny_study(budget=0.5, sweeps={}))
+
+
+# B0 at 64 px scaled to 4x its multiply-adds (Table 7's factor); shared so that the
+# multiply-add cache makes the second plan free
+B0_AT_64 = Study(name="b0", resolution=64, budget=4.0)
+
+
+def check_budget(study: Study) -> list:
+    points = [p for p in plan(study) if p.group == "table7"]
+    assert [p.method for p in points] == ["baseline", "depth", "width", "resolution", "compound"]
+    base, *scaled = points
+    for p in scaled:
+        assert abs(p.relative_error) <= 0.05, (p.method, p.relative_error)
+        assert p.macs == macs(p.arch, 10, 1)  # the reported figure is the model's own
+    return points
+
+
+def test_budget_matching_b0_within_5_percent():
+    base, depth, width, res, comp = check_budget(B0_AT_64)
+    # one dimension moves at a time; compound moves all three by alpha^phi, beta^phi, gamma^phi
+    assert (depth.width, depth.resolution) == (1.0, 1.0) and depth.depth > 2.5
+    assert (width.depth, width.resolution) == (1.0, 1.0) and 1.7 < width.width < 2.3
+    assert (res.depth, res.width) == (1.0, 1.0) and res.arch.resolution > 110
+    phi = math.log(comp.depth) / math.log(1.2)
+    assert comp.width == pytest.approx(1.1**phi) and comp.resolution == pytest.approx(1.15**phi)
+
+
+@pytest.mark.skipif("mobilenet_v2" not in list_models(), reason="no mobilenet_v2 registered")
+def test_budget_matching_other_family_within_5_percent():
+    check_budget(Study(name="mv2", baseline="mobilenet_v2", resolution=64, budget=4.0))
+
+
+def test_macs_match_the_profiler():
+    import torch
+
+    from effnet.model import build
+    from effnet.profile import count_macs
+
+    for arch in (get_arch("efficientnet_b0"), tiny_study_arch()):
+        with torch.device("meta"):
+            model = build(arch, num_classes=10, in_chans=1)
+        assert macs(arch, 10, 1) == count_macs(model, arch.resolution, 1)
+
+
+def tiny_study_arch() -> Architecture:
+    return plan(tiny_study())[1].arch
+
+
+def test_tiny_study_writes_everything_and_resumes(tmp_path, capsys):
+    log = tmp_path / "calls.log"
+    os.environ["FAKE_TRAIN_LOG"] = str(log)
+    try:
+        out = tmp_path / "study"
+        s = tiny_study(seeds=(0, 1))
+        r = run_study(s, out, train_fn=fake_train, log=lambda m: None)
+        assert len(calls(log)) == 4 and r.trained == 4
+        for name in ("study.json", "plan.json", "results.csv", "results.json", "report.md",
+                     "fig3.png"):  # fmt: skip
+            assert (out / name).stat().st_size > 0, name
+        assert Study.load(out / "study.json") == s
+        rows = json.loads((out / "results.json").read_text())["runs"]
+        assert len(rows) == 4 and {r["seed"] for r in rows} == {0, 1}
+        report = (out / "report.md").read_text()
+        assert "Figure 3 analogue" in report and "± " in report
+        # never overwritten without --resume / --force
+        with pytest.raises(EffnetError, match="already exists"):
+            run_study(s, out, train_fn=fake_train, log=lambda m: None)
+        # resume: nothing retrained
+        r = run_study(s, out, resume=True, train_fn=fake_train, log=lambda m: None)
+        assert r.trained == 0 and len(calls(log)) == 4
+        # an interrupted run (no summary.json yet) is resumed, the rest kept
+        victim = out / "runs" / rows[0]["key"] / "seed1" / "summary.json"
+        victim.unlink()
+        r = run_study(None, out, resume=True, train_fn=fake_train, log=lambda m: None)
+        assert r.trained == 1 and calls(log)[-1].endswith("seed1 resume")
+        # --force starts over
+        r = run_study(s, out, force=True, train_fn=fake_train, log=lambda m: None)
+        assert r.trained == 4
+    finally:
+        del os.environ["FAKE_TRAIN_LOG"]
+
+
+def test_table7_report_has_verdict(tmp_path):
+    s = B0_AT_64.replace(seeds=(0, 1))
+    run_study(s, tmp_path / "t7", train_fn=fake_train, log=lambda m: None)
+    report = (tmp_path / "t7" / "report.md").read_text()
+    assert "Table 7 analogue" in report and "**Verdict.**" in report
+    assert (tmp_path / "t7" / "table7.png").stat().st_size > 0
+    rows = json.loads((tmp_path / "t7" / "results.json").read_text())["models"]
+    assert len(rows) == 5 and all(r["n"] == 2 for r in rows)
+
+
+def test_cli_refuses_existing_folder(tmp_path, capsys):
+    out = tmp_path / "s"
+    out.mkdir()
+    (out / "keep.txt").write_text("user file")
+    cfg = tmp_path / "s.json"
+    tiny_study().save(cfg)
+    assert main(["study", str(cfg), "--out", str(out)]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert (out / "keep.txt").read_text() == "user file"
+
+
+@pytest.mark.skipif(not FASHION.is_dir(), reason="Fashion-MNIST not installed")
+def test_tiny_real_study(tmp_path):
+    """Two points trained for a few steps by the real trainer; then resumed without training."""
+    s = tiny_study(
+        data={"subset": 100, "minival": 50, "workers": 0},
+        recipe_overrides={"epochs": 2, "batch_size": 50, "ema": False, "log_every": 1},
+    )
+    out = tmp_path / "real"
+    r = run_study(s, out, progress=False, log=lambda m: None)
+    assert r.trained == 2 and len(r.rows) == 2
+    for row in r.rows:
+        assert 0.0 <= row["test_top1"] <= 1.0 and row["macs"] == macs(
+            next(p.arch for p in plan(s) if p.key == row["key"]), 10, 1
+        )
+        assert (out / row["run_dir"] / "summary.json").is_file()
+    assert (out / "report.md").is_file() and (out / "fig3.png").is_file()
+    r = run_study(None, out, resume=True, progress=False, log=lambda m: None)
+    assert r.trained == 0
