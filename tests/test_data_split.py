@@ -56,3 +56,18 @@ def test_holding_out_everything_is_refused():
         stratified_split(np.zeros(10, dtype=int), 10, 0)
     with pytest.raises(EffnetError, match="cannot draw 11"):
         stratified_pick(np.zeros(10, dtype=int), 11, 0)
+
+
+def test_data_spec_round_trips_through_json_and_rejects_bad_fields():
+    import dataclasses
+    import json
+
+    from effnet.data import DataSpec
+
+    spec = DataSpec(source="/data/pets", minival=100, subset=500, image_size=64, seed=2)
+    again = DataSpec.from_dict(json.loads(json.dumps(dataclasses.asdict(spec))))
+    assert again == spec
+    with pytest.raises(EffnetError, match="unknown data spec field"):
+        DataSpec.from_dict({"source": "fashion-mnist", "bogus": 1})
+    with pytest.raises(EffnetError, match="minival"):
+        DataSpec(minival=-1)
