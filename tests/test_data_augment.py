@@ -94,7 +94,11 @@ def test_pad_and_crop_takes_shifted_windows_of_the_zero_padded_image():
 
 def test_large_sources_are_random_resized_cropped():
     t = BatchTransform(32, *IMAGENET, train=True)
-    assert t(_batch(4, c=3, size=80)).shape == (4, 3, 32, 32)
+    x = _batch(4, c=3, size=80)
+    torch.manual_seed(1)
+    a = t(x)
+    torch.manual_seed(1)
+    assert a.shape == (4, 3, 32, 32) and torch.equal(a, t(x))
     assert BatchTransform(32, *IMAGENET, train=False, crop_pct=0.875)(_batch(4, 3, 80)).shape == (
         4,
         3,
@@ -176,3 +180,15 @@ def test_geometric_operations_move_pixels_by_the_magnitude():
     assert all(abs(c - 10) in (9, 10) for c in cols)
     rotated = OPS["rotate"](torch.ones(1, 1, 21, 21), 10.0)  # 30 degrees: corners go dark
     assert rotated[0, 0, 0, 0] < 0.1 and rotated[0, 0, 10, 10] == pytest.approx(1.0)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_transform_runs_on_the_gpu_and_eval_matches_the_cpu():
+    x = _batch(32)
+    cpu = BatchTransform(64, FASHION_MNIST_MEAN, FASHION_MNIST_STD, train=False)
+    gpu = BatchTransform(64, FASHION_MNIST_MEAN, FASHION_MNIST_STD, train=False).cuda()
+    assert torch.allclose(gpu(x.cuda()).cpu(), cpu(x), atol=1e-5)
+    gpu.train()
+    torch.manual_seed(0)
+    out = gpu(x.cuda())
+    assert out.shape == (32, 1, 64, 64) and out.is_cuda and torch.isfinite(out).all()
