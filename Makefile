@@ -23,9 +23,11 @@ $(VENV)/.setup-dev: $(VENV)/.setup
 setup: $(VENV)/.setup
 setup-dev: $(VENV)/.setup-dev
 
+# The quick scaling study (Table 7 on Fashion-MNIST: baseline vs depth/width/resolution/compound
+# at 4x multiply-adds); --resume makes a second `make run` reuse finished runs.
 run: setup
-	$(BIN)/effnet models
-	$(BIN)/effnet describe efficientnet_b0
+	$(BIN)/effnet study --quick --out runs/study-quick --resume --no-progress
+	@echo "report: runs/study-quick/report.md (plots and results.csv beside it)"
 
 lint: setup-dev
 	$(BIN)/ruff check src tests benchmarks tools

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -31,6 +32,7 @@ def fake_train(model, data, recipe, out, *, resume=False, progress=True, model_o
 
     ``FAKE_TRAIN_LOG``: file that gets one line per call ("<out> fresh|resume").
     ``FAKE_TRAIN_FAIL_ONCE``: substring of a run folder that raises on its first call.
+    ``FAKE_TRAIN_SLEEP``: seconds each call takes.
     """
     out = Path(out)
     if resume:
@@ -44,6 +46,7 @@ def fake_train(model, data, recipe, out, *, resume=False, progress=True, model_o
     if log:
         with open(log, "a") as f:
             f.write(f"{out} {'resume' if resume else 'fresh'}\n")
+    time.sleep(float(os.environ.get("FAKE_TRAIN_SLEEP", "0")))  # lets workers interleave
     fail = os.environ.get("FAKE_TRAIN_FAIL_ONCE")
     if fail and fail in str(out) and not (out / "failed-once").exists():
         (out / "failed-once").write_text("")

@@ -10,9 +10,10 @@ ids; its storage is how it spreads over processes and machines: a journal file b
 any RDB URL (PostgreSQL) for a cluster. Every worker is a plain ``effnet search-coefficients
 --storage URL`` process. Guarantees:
 
-- each candidate is trained to completion once: trial n < grid size evaluates grid point n
-  (trial numbers are unique in the storage), and a trial that finds the grid already
-  handed out ends as a "surplus" failure without training;
+- each candidate is trained to completion once: GridSampler gives trial n < grid size grid
+  point n (trial numbers are unique in the storage); a later trial that finds its
+  candidate done, or being run by an earlier trial (a race between workers), ends as a
+  "surplus" failure without training;
 - a trial that raises, or whose worker died (heartbeat on RDB, a dead pid on this host for
   journals), is marked failed and re-queued with the same candidate (up to ``max_retries``);
   failed trials are never counted in the results;
@@ -117,8 +118,12 @@ def parse_candidate(cid: str) -> tuple[float, float, float]:
 # -- storage --------------------------------------------------------------------------------
 def open_storage(url: str | None, out: Path) -> Any:
     """A journal file in ``out`` by default; a ``.journal``/``.log`` path; or an RDB URL."""
+    import warnings
+
     import optuna
     from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
 
     if url is None or url.endswith((".journal", ".log")) and "://" not in url:
         path = Path(url) if url else out / "optuna.journal"
@@ -132,7 +137,7 @@ def open_storage(url: str | None, out: Path) -> Any:
         kwargs["connect_args"] = {"connect_timeout": 5}
     try:
         return optuna.storages.RDBStorage(
-            url,
+            _driver(url),
             engine_kwargs=kwargs,
             heartbeat_interval=30,
             grace_period=120,
@@ -141,6 +146,16 @@ def open_storage(url: str | None, out: Path) -> Any:
     except Exception as e:  # sqlalchemy / driver errors: one line naming the URL
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise EffnetError(f"cannot reach storage {_redact(url)}: {first}") from None
+
+
+def _driver(url: str) -> str:
+    """SQLAlchemy 2.1 maps postgresql:// to psycopg 3; use psycopg2 when only it is there."""
+    import importlib.util
+
+    if url.startswith("postgresql://") and importlib.util.find_spec("psycopg") is None:
+        if importlib.util.find_spec("psycopg2") is not None:
+            return "postgresql+psycopg2://" + url[len("postgresql://") :]
+    return url
 
 
 def _redact(url: str) -> str:
@@ -159,16 +174,24 @@ def _requeue(study: Any, trial: Any) -> None:
     if trial.user_attrs.get("surplus"):
         return
     history = [*trial.system_attrs.get("retry_history", []), trial.number]
-    limit = json.loads(study.user_attrs.get("config", "{}")).get("max_retries", 2)
-    if len(history) > limit:
+    config = json.loads(study.user_attrs.get("config", "{}"))
+    if len(history) > config.get("max_retries", 2):
         return
+    params, dists = dict(trial.params), dict(trial.distributions)
+    if "candidate" not in params:  # failed before choosing: take the grid's choice
+        ids = list(study.user_attrs["candidates"])
+        gid = trial.system_attrs.get("grid_id")
+        if gid is None or gid >= len(ids):
+            return
+        params = {"candidate": ids[gid]}
+        dists = {"candidate": optuna.distributions.CategoricalDistribution(ids)}
     attrs = {**trial.system_attrs, "failed_trial": history[0], "retry_history": history}
-    attrs["fixed_params"] = dict(trial.params)
+    attrs["fixed_params"] = params
     study.add_trial(
         optuna.trial.create_trial(
             state=optuna.trial.TrialState.WAITING,
-            params=trial.params,
-            distributions=trial.distributions,
+            params=params,
+            distributions=dists,
             system_attrs=attrs,
         )
     )
@@ -315,10 +338,12 @@ def repair(study: Any, ids: list[str], max_retries: int) -> int:
 
 
 def _candidate_of(trial: Any, ids: list[str]) -> str | None:
+    if trial.user_attrs.get("surplus"):
+        return None
     if "candidate" in trial.params:
         return trial.params["candidate"]
     gid = trial.system_attrs.get("grid_id")
-    return ids[gid] if gid is not None and not trial.user_attrs.get("surplus") else None
+    return ids[gid] if gid is not None and gid < len(ids) else None
 
 
 def _taken(study: Any, trial: Any, cid: str, ids: list[str]) -> bool:
@@ -333,11 +358,15 @@ def _taken(study: Any, trial: Any, cid: str, ids: list[str]) -> bool:
     return False
 
 
-def work_remains(study: Any, n_grid: int) -> bool:
+def work_remains(study: Any, ids: list[str]) -> bool:
+    """A retry is queued, or some candidate has no trial yet."""
     from optuna.trial import TrialState
 
     trials = study.get_trials(deepcopy=False)
-    return len(trials) < n_grid or any(t.state == TrialState.WAITING for t in trials)
+    if any(t.state == TrialState.WAITING for t in trials):
+        return True
+    seen = {_candidate_of(t, ids) for t in trials}
+    return any(cid not in seen for cid in ids)
 
 
 def work(cfg: SearchConfig, study: Any, out: Path, train_fn: Any, log: Any = None) -> int:
@@ -351,9 +380,7 @@ def work(cfg: SearchConfig, study: Any, out: Path, train_fn: Any, log: Any = Non
         nonlocal done
         trial.set_user_attr("host", socket.gethostname())
         trial.set_user_attr("pid", os.getpid())
-        retry = "retry_history" in trial.system_attrs
-        if trial.number >= len(ids) and not retry:
-            return _surplus(study, trial, "the grid is already handed out")
+        retry = "retry_history" in study._storage.get_trial_system_attrs(trial._trial_id)
         cid = trial.suggest_categorical("candidate", ids)
         if _taken(study, trial, cid, ids):
             return _surplus(study, trial, f"{cid} is taken by another trial")
@@ -371,13 +398,14 @@ def work(cfg: SearchConfig, study: Any, out: Path, train_fn: Any, log: Any = Non
     def after(study: Any, trial: Any) -> None:
         if trial.state == optuna.trial.TrialState.FAIL:
             _requeue(study, trial)
-        if not work_remains(study, len(ids)):
+        if not work_remains(study, ids):
             study.stop()
 
-    repair(study, ids, cfg.max_retries)
-    while work_remains(study, len(ids)):
+    while True:
+        repair(study, ids, cfg.max_retries)
+        if not work_remains(study, ids):
+            return done
         study.optimize(objective, catch=(Exception,), callbacks=[after], gc_after_trial=True)
-    return done
 
 
 def _surplus(study: Any, trial: Any, why: str) -> float:
@@ -418,11 +446,32 @@ def run_search(
     cmd = [sys.executable, "-m", "effnet", "search-coefficients", "--join",
            "--storage", storage, "--name", study.study_name, "--out", str(out)]  # fmt: skip
     children = [subprocess.Popen(cmd) for _ in range(max(0, workers - 1))]
+    train_fn = train_fn or default_train_fn()
     try:
-        work(cfg, study, out, train_fn or default_train_fn(), log)
+        work(cfg, study, out, train_fn, log)
     finally:
-        codes = [c.wait() for c in children]
-    if any(codes):
-        repair(study, list(study.user_attrs["candidates"]), cfg.max_retries)
-        work(cfg, study, out, train_fn or default_train_fn(), log)
+        for c in children:
+            c.wait()
+    wait_for_others(cfg, study, out, train_fn, log)
     return write_outputs(cfg, study, out)
+
+
+def wait_for_others(cfg: SearchConfig, study: Any, out: Path, train_fn: Any, log: Any) -> None:
+    """Until no trial runs elsewhere: so every worker writes the complete results. Trials of
+    dead workers are failed (heartbeat / dead pid) and retried here."""
+    import time
+
+    import optuna
+    from optuna.trial import TrialState
+
+    said = False
+    while True:
+        running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        if not running:
+            return
+        if log and not said:
+            log(f"waiting for {len(running)} trial(s) running in other workers")
+            said = True
+        time.sleep(2.0)
+        optuna.storages.fail_stale_trials(study)
+        work(cfg, study, out, train_fn, log)
