@@ -266,3 +266,14 @@ def test_cli_cam_models_side_by_side(saved, images, tmp_path):
     assert main(args) == 0
     w, h = valid_png(out / "patch_cam_models.png")
     assert w > 3 * h  # the image and three models in one row
+
+
+def test_cli_predict_on_an_exported_file(saved, images, tmp_path, capsys):
+    onnx_file = tmp_path / "detector.onnx"
+    args = ["export", str(saved), "--image-size", "48", "--dynamic-batch", "--out", str(onnx_file)]
+    assert main(args) == 0
+    assert "48px" in capsys.readouterr().out
+    names = ["patch.png", "plain.png", "patch_low.jpg"]
+    assert main(["predict", str(onnx_file), *(str(images / n) for n in names), "--json"]) == 0
+    got = [p["top_k"][0]["label"] for p in json.loads(capsys.readouterr().out)["predictions"]]
+    assert got == ["patch", "plain", "patch"]  # class names and 48 px preprocessing from the file

@@ -173,11 +173,13 @@ class Export:
     max_abs_diff: float | None  # ORT vs eager PyTorch (unfolded); None if not validated
 
 
-def _metadata(model: nn.Module) -> dict[str, str]:
+def _metadata(model: nn.Module, image_size: int) -> dict[str, str]:
     """The model's config travels inside the ONNX file, so a runner can preprocess right."""
     meta: dict[str, str] = {}
     arch = getattr(model, "arch", None)
     if arch is not None:
+        if arch.resolution != image_size:  # the file takes only the size it was exported at
+            arch = arch.replace(resolution=image_size)
         meta["effnet.arch"] = arch.to_json()
     names = getattr(model, "class_names", None)
     if names:
@@ -218,7 +220,7 @@ def _write_onnx(
 
     torch_onnx_export(model, tmp, x, opset, dynamic_batch)
     proto = onnx.load(tmp)
-    for key, value in _metadata(model).items():
+    for key, value in _metadata(model, x.shape[-1]).items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
     onnx.save(proto, tmp)

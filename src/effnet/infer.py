@@ -190,6 +190,7 @@ class Runner:
         self.arch = getattr(model, "arch", None)
         self.in_chans = int(getattr(model, "in_chans", 3))
         self._session: Any = None
+        self._sessions: dict[int, Any] = {}
         self._torch: TorchPath | None = None
         if onnx_path is not None:
             self._session = onnx_session(onnx_path, self.threads)
@@ -212,11 +213,14 @@ class Runner:
         return runner
 
     def _ort(self, x: torch.Tensor) -> torch.Tensor:
-        if self._session is None:
-            assert self.model is not None
-            self._session = onnx_session(onnx_bytes(self.model, x.shape[-1]), self.threads)
-        name = self._session.get_inputs()[0].name
-        out = self._session.run(None, {name: np.ascontiguousarray(x.numpy(), np.float32)})[0]
+        session = self._session
+        if self.model is not None:  # one session per image size (exported at that size)
+            session = self._sessions.get(x.shape[-1])
+            if session is None:
+                session = onnx_session(onnx_bytes(self.model, x.shape[-1]), self.threads)
+                self._sessions[x.shape[-1]] = session
+        name = session.get_inputs()[0].name
+        out = session.run(None, {name: np.ascontiguousarray(x.numpy(), np.float32)})[0]
         return torch.from_numpy(out)
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:

@@ -70,18 +70,29 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     return {k: v for k, v in scaling_overrides(args).items() if v is not None}
 
 
-def _load(args: argparse.Namespace, name: str | None = None, weights: str | None = None) -> Any:
-    """MODEL_OR_DIR with its options; another model (``name``, from --models) as it is."""
+def _load(
+    args: argparse.Namespace,
+    name: str | None = None,
+    weights: str | None = None,
+    size_is_export: bool = False,
+) -> Any:
+    """MODEL_OR_DIR with its options; another model (``name``, from --models) as it is.
+
+    For export of a saved directory, --image-size is the export size, not a new resolution.
+    """
     from effnet.infer import load_model
 
     if name is not None:
         return load_model(name, num_classes=args.num_classes, in_chans=args.in_chans)
+    overrides = _overrides(args)
+    if size_is_export and Path(args.model).is_dir():
+        overrides.pop("resolution", None)
     return load_model(
         args.model,
         weights=weights,
         num_classes=args.num_classes,
         in_chans=args.in_chans,
-        **_overrides(args),
+        **overrides,
     )
 
 
@@ -96,7 +107,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     out = Path(args.out or f"{_label(args.model)}.onnx")
     if out.exists() and not args.force:
         raise EffnetError(f"{out} already exists (pass --force to overwrite)")
-    model = _load(args, weights=args.weights)
+    model = _load(args, weights=args.weights, size_is_export=True)
     result = export_onnx(
         model,
         out,
