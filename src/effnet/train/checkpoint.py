@@ -1,15 +1,16 @@
 """Checkpoints: atomic writes, safe loads, and the RNG states that make resume exact.
 
 ``last.pt`` is written atomically (temp file, fsync, rename); before it is replaced the
-old one becomes ``previous.pt``. A checkpoint that fails to load (truncated by a full disk,
-a copy cut short, bit rot) is reported and the previous one is used instead. Everything
-stored is tensors and plain Python values, so ``torch.load(weights_only=True)`` can read it.
+old one is copied to ``previous.pt``, so some checkpoint exists at every instant. A
+checkpoint that fails to load (truncated by a full disk, a copy cut short, bit rot) is
+reported and the previous one is used instead. Everything stored is tensors and plain
+Python values, so ``torch.load(weights_only=True)`` can read it.
 """
 
 from __future__ import annotations
 
-import os
 import random
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -52,8 +53,15 @@ def save(folder: str | Path, state: dict[str, Any], name: str = LAST) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / name
     if name == LAST and target.exists():
-        os.replace(target, folder / PREVIOUS)
+        _keep_as_previous(target, folder / PREVIOUS)
     return atomic_write_with(target, lambda tmp: torch.save(state, tmp))
+
+
+def _keep_as_previous(last: Path, previous: Path) -> None:
+    """Copy ``last`` to ``previous`` atomically; ``last`` never disappears meanwhile.
+
+    A copy, not a hard link: damage to one file in place must not reach the other."""
+    atomic_write_with(previous, lambda tmp: shutil.copyfile(last, tmp))
 
 
 def load_file(path: str | Path) -> dict[str, Any]:
@@ -63,7 +71,7 @@ def load_file(path: str | Path) -> dict[str, Any]:
     except FileNotFoundError:
         raise EffnetError(f"checkpoint {path} does not exist") from None
     except Exception as e:  # torch reports truncation as RuntimeError/EOFError/UnpicklingError
-        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        reason = str(e).splitlines()[0].split(". ")[0] if str(e) else type(e).__name__
         raise EffnetError(f"checkpoint {path} is damaged ({reason})") from None
 
 

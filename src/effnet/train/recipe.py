@@ -119,22 +119,25 @@ def paper() -> Recipe:
 def cpu() -> Recipe:
     """Short CPU runs: AdamW + cosine, 1 warm-up epoch, EMA decay adapted to the run length.
 
-    BN statistics use momentum 0.05 (not TF's 0.01) so they settle within a few hundred
-    steps; random erasing replaces RandAugment, which costs more than it gives at 32 px.
+    Regularisation is light because a run of a few epochs underfits: on Fashion-MNIST at
+    32 px, 200 steps reached 78% minival top-1 without augmentation, 66% with pad-and-crop
+    plus flip, 75% with label smoothing, dropout and stochastic depth (docs/training.md).
+    BN statistics use momentum 0.05 (not TF's 0.01) so they settle in a few hundred steps.
     """
     return Recipe(
         epochs=10,
         batch_size=128,
-        lr=0.004,
+        lr=0.008,
         warmup_epochs=1,
         schedule="cosine",
         optimizer="adamw",
         weight_decay=0.05,
         label_smoothing=0.1,
-        drop_path=0.1,
+        drop_path=0.05,
         ema_decay=None,
         randaugment=None,
-        random_erasing=0.25,
+        random_erasing=0.0,
+        crop_padding=0.0,
         bn_momentum=0.05,
         checkpoint_every=200,
     )
