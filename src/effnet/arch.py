@@ -105,6 +105,11 @@ class Architecture:
     std: tuple[float, ...] = (0.229, 0.224, 0.225)
 
     def __post_init__(self) -> None:
+        if not isinstance(self.padding, Padding):  # "same" from Python/CLI callers
+            try:
+                object.__setattr__(self, "padding", Padding(self.padding))
+            except ValueError:
+                raise EffnetError(f"{self.name}: unknown padding {self.padding!r}") from None
         validate(self)
 
     @property

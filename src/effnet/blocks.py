@@ -54,7 +54,7 @@ def conv(
     bias: bool = False,
 ) -> nn.Conv2d:
     """A conv with symmetric (k // 2) or TensorFlow-'SAME' padding."""
-    if padding is Padding.SAME and (stride > 1 or kernel > 1):
+    if padding == Padding.SAME and (stride > 1 or kernel > 1):
         return Conv2dSame(cin, cout, kernel, stride, 0, groups=groups, bias=bias)
     return nn.Conv2d(cin, cout, kernel, stride, kernel // 2, groups=groups, bias=bias)
 

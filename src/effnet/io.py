@@ -13,6 +13,13 @@ from pathlib import Path
 from typing import IO
 
 
+def _readable(tmp: str) -> None:
+    """mkstemp creates 0600 files; give the result the permissions a plain open() would."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)
+
+
 @contextlib.contextmanager
 def atomic_open(path: str | Path, mode: str = "wb") -> Iterator[IO]:
     """Open a temp file next to ``path``; on success fsync and rename it over ``path``."""
@@ -20,6 +27,7 @@ def atomic_open(path: str | Path, mode: str = "wb") -> Iterator[IO]:
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
+        _readable(tmp)
         with os.fdopen(fd, mode) as f:
             yield f
             f.flush()
@@ -60,6 +68,7 @@ def atomic_write_with(path: str | Path, writer: Callable[[str], None]) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     try:
+        _readable(tmp)
         writer(tmp)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
