@@ -123,14 +123,14 @@ def test_two_process_gloo_first_step_loss_matches_oracle(runs):
     assert not (ddp / "checkpoints" / "rank1").exists()
     first = step_losses(ddp)[0]
     assert first == pytest.approx(half_batch_oracle(ddp), rel=1e-5)
-    assert first == pytest.approx(step_losses(one)[0], rel=0.05)  # BN over 16 vs 32 images
+    assert first == pytest.approx(step_losses(one)[0], rel=0.15)  # BN over 16 vs 32 images
 
 
 def test_two_process_run_tracks_single_process(runs):
     ddp, one = runs
     a, b = step_losses(ddp), step_losses(one)
     assert len(a) == len(b) == 2
-    assert a[1] == pytest.approx(b[1], rel=0.05)
+    assert a[1] == pytest.approx(b[1], rel=0.15)
     sa = json.loads((ddp / "summary.json").read_text())
     sb = json.loads((one / "summary.json").read_text())
     assert sa["steps"] == sb["steps"] == 2 and sa["params"] == sb["params"]
