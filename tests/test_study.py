@@ -52,9 +52,9 @@ def fake_train(model, data, recipe, out, *, resume=False, progress=True, model_o
         (out / "failed-once").write_text("")
         raise RuntimeError("injected failure")
     m = macs(arch, 10, 1)
-    top1 = min(0.99, 0.5 + 0.02 * math.log(m) + 0.001 * recipe.seed)
+    top1 = min(99.0, 50 + 2 * math.log(m) + 0.1 * recipe.seed)  # percent, as train() reports
     metrics = dict(
-        model=arch.name, minival_top1=top1, test_top1=top1 - 0.01, test_top5=0.99,
+        model=arch.name, minival_top1=top1, test_top1=top1 - 1, test_top5=99.0,
         params=1000, macs=m, resolution=arch.resolution, train_time_s=0.01,
         epochs=recipe.epochs,
     )  # fmt: skip
@@ -236,7 +236,7 @@ def test_tiny_real_study(tmp_path):
     r = run_study(s, out, progress=False, log=lambda m: None)
     assert r.trained == 2 and len(r.rows) == 2
     for row in r.rows:
-        assert 0.0 <= row["test_top1"] <= 1.0 and row["macs"] == macs(
+        assert 0.0 <= row["test_top1"] <= 100.0 and row["macs"] == macs(
             next(p.arch for p in plan(s) if p.key == row["key"]), 10, 1
         )
         assert (out / row["run_dir"] / "summary.json").is_file()

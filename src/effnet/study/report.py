@@ -87,8 +87,8 @@ def lines_of(points: list[Point], group: str) -> list[str]:
 def pct(a: dict[str, Any] | None) -> str:
     if a is None:
         return "not run"
-    spread = f" ± {100 * a['test_std']:.2f}" if a["n"] > 1 else ""
-    return f"{100 * a['test_mean']:.2f}{spread} (n={a['n']})"
+    spread = f" ± {a['test_std']:.2f}" if a["n"] > 1 else ""
+    return f"{a['test_mean']:.2f}{spread} (n={a['n']})"
 
 
 def table7(points: list[Point], agg: dict[str, dict[str, Any]]) -> list[str]:
@@ -107,7 +107,7 @@ def table7(points: list[Point], agg: dict[str, dict[str, Any]]) -> list[str]:
         a = agg.get(p.key)
         err = "" if p.method == "baseline" else f"{p.relative_error:+.1%}"
         params = f"{a['params'] / 1e6:.2f}M" if a and a["params"] else "-"
-        mini = f"{100 * a['minival_mean']:.2f}" if a else "-"
+        mini = f"{a['minival_mean']:.2f}" if a else "-"
         out.append(
             f"| {p.method} | {p.depth:.3g} | {p.width:.3g} | {p.arch.resolution} | {params} "
             f"| {p.macs / 1e6:.2f}M | {err} | {pct(a)} | {mini} | {PAPER_TABLE7[p.method]} |"
@@ -122,12 +122,12 @@ def verdict(t7: list[Point], agg: dict[str, dict[str, Any]]) -> list[str]:
         return ["Verdict: fewer than two scaled models finished; nothing to compare yet."]
     scaled.sort(key=lambda pa: -pa[1]["test_mean"])
     (best, a), (second, b) = scaled[0], scaled[1]
-    margin = 100 * (a["test_mean"] - b["test_mean"])
-    noise = 100 * math.hypot(a["test_std"], b["test_std"])
+    margin = a["test_mean"] - b["test_mean"]
+    noise = math.hypot(a["test_std"], b["test_std"])
     lines = [
         f"**Verdict.** At equal multiply-adds, **{best.method}** scaling wins here with "
-        f"{100 * a['test_mean']:.2f}% test top-1, {margin:.2f} points ahead of "
-        f"{second.method} ({100 * b['test_mean']:.2f}%)."
+        f"{a['test_mean']:.2f}% test top-1, {margin:.2f} points ahead of "
+        f"{second.method} ({b['test_mean']:.2f}%)."
     ]
     if min(a["n"], b["n"]) < 2:
         lines.append(
@@ -146,7 +146,7 @@ def verdict(t7: list[Point], agg: dict[str, dict[str, Any]]) -> list[str]:
         )
     compound = next(((p, x) for p, x in scaled if p.method == "compound"), None)
     if compound is not None and best.method != "compound":
-        gap = 100 * (a["test_mean"] - compound[1]["test_mean"])
+        gap = a["test_mean"] - compound[1]["test_mean"]
         lines.append(
             f"Compound scaling is {gap:.2f} points behind the winner; the paper found "
             "compound best on ImageNet (Table 7: 81.1% vs 79.1% for the best single dimension)."
@@ -156,8 +156,7 @@ def verdict(t7: list[Point], agg: dict[str, dict[str, Any]]) -> list[str]:
     base = next((p for p in t7 if p.method == "baseline"), None)
     if base is not None and base.key in agg:
         gains = ", ".join(
-            f"{p.method} {100 * (x['test_mean'] - agg[base.key]['test_mean']):+.2f}"
-            for p, x in scaled
+            f"{p.method} {(x['test_mean'] - agg[base.key]['test_mean']):+.2f}" for p, x in scaled
         )
         lines.append(f"Gain over the baseline (points): {gains}.")
     return [" ".join(lines)]
@@ -224,8 +223,8 @@ def plot(out: Path, points: list[Point], agg: dict[str, dict[str, Any]]) -> list
             pts = [p for p in _line(points, group, name) if p.key in agg]
             pts.sort(key=lambda p: p.macs)
             xs = [p.macs / 1e6 for p in pts]
-            ys = [100 * agg[p.key]["test_mean"] for p in pts]
-            es = [100 * agg[p.key]["test_std"] for p in pts]
+            ys = [agg[p.key]["test_mean"] for p in pts]
+            es = [agg[p.key]["test_std"] for p in pts]
             style = "o" if group == "table7" else "o-"
             ax.errorbar(xs, ys, yerr=es, fmt=style, capsize=3, label=_label(group, name))
         ax.set_xlabel("multiply-adds (millions)")

@@ -104,7 +104,7 @@ def run_study(
     atomic_write_text(out / "plan.json", json.dumps([p.to_dict() for p in points], indent=2))
     recipe = resolve(study.recipe).replace(**study.recipe_overrides)
     data = DataSpec.from_dict(study.data)
-    jobs = [(p, seed) for p in unique_runs(points) for seed in study.seeds]
+    jobs = [(p, seed) for seed in study.seeds for p in unique_runs(points)]  # seed-major
     say(f"study {study.name}: {len(jobs)} runs ({len(unique_runs(points))} models x "
         f"{len(study.seeds)} seeds) in {out}")  # fmt: skip
     rows: list[dict[str, Any]] = []
@@ -115,7 +115,7 @@ def run_study(
         if summary.is_file():
             metrics = json.loads(summary.read_text())
             say(f"[{i}/{len(jobs)}] {point.key} seed {seed}: done before "
-                f"(test top-1 {metrics['test_top1']:.4f})")  # fmt: skip
+                f"(test top-1 {metrics['test_top1']:.2f}%)")  # fmt: skip
         else:
             eta = _eta(spent, trained, len(jobs) - i + 1)
             cost = f"{point.macs / 1e6:.2f}M multiply-adds at {point.arch.resolution}px"
@@ -134,7 +134,7 @@ def run_study(
             spent += time.perf_counter() - started
             trained += 1
             say(f"[{i}/{len(jobs)}] {point.key} seed {seed}: test top-1 "
-                f"{metrics['test_top1']:.4f} ({time.perf_counter() - started:.0f} s)")  # fmt: skip
+                f"{metrics['test_top1']:.2f}% ({time.perf_counter() - started:.0f} s)")  # fmt: skip
         rows.append(result_row(point, points, seed, metrics, run_dir, out))
         write_report(out, study, points, rows, final=False)
     write_report(out, study, points, rows, final=True)

@@ -255,7 +255,7 @@ def evaluate_candidate(cfg: SearchConfig, trial: Any, cid: str, out: Path, train
         trial.report(metrics["minival_top1"], step=i)
         if i < len(steps) - 1 and trial.should_prune():
             _record(trial, metrics, epochs)
-            raise optuna.TrialPruned(f"{cid}: minival {metrics['minival_top1']:.4f}")
+            raise optuna.TrialPruned(f"{cid}: minival {metrics['minival_top1']:.2f}%")
     _record(trial, metrics, steps[-1])
     return float(metrics["minival_top1"])
 
@@ -392,7 +392,7 @@ def work(cfg: SearchConfig, study: Any, out: Path, train_fn: Any, log: Any = Non
         value = evaluate_candidate(cfg, trial, cid, out, train_fn)
         done += 1
         if log:
-            log(f"trial {trial.number}: {cid} minival top-1 {value:.4f}")
+            log(f"trial {trial.number}: {cid} minival top-1 {value:.2f}%")
         return value
 
     def after(study: Any, trial: Any) -> None:

@@ -104,14 +104,14 @@ def render_markdown(cfg: SearchConfig, rows: list[dict[str, Any]], n_grid: int) 
         b = done[0]
         lines.append(
             f"**Best:** alpha = {b['alpha']:g}, beta = {b['beta']:g}, gamma = {b['gamma']:g} "
-            f"(minival top-1 {100 * b['minival_top1']:.2f}%); the paper found alpha = 1.2, "
+            f"(minival top-1 {b['minival_top1']:.2f}%); the paper found alpha = 1.2, "
             "beta = 1.1, gamma = 1.15 on ImageNet."
         )
         p = next((r for r in rows if r["candidate"] == paper), None)
         if p is not None and p["minival_top1"] is not None:
             lines.append(
                 f"The paper's coefficients rank {p['rank']} of {len(rows)} here "
-                f"({100 * p['minival_top1']:.2f}%, {p['state']})."
+                f"({p['minival_top1']:.2f}%, {p['state']})."
             )
         lines.append("")
     lines += [
@@ -120,8 +120,8 @@ def render_markdown(cfg: SearchConfig, rows: list[dict[str, Any]], n_grid: int) 
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        mv = f"{100 * r['minival_top1']:.2f}" if r["minival_top1"] is not None else "-"
-        te = f"{100 * r['test_top1']:.2f}" if r["test_top1"] is not None else "-"
+        mv = f"{r['minival_top1']:.2f}" if r["minival_top1"] is not None else "-"
+        te = f"{r['test_top1']:.2f}" if r["test_top1"] is not None else "-"
         macs = f"{r['macs'] / 1e6:.2f}M" if r["macs"] else "-"
         secs = f"{r['train_time_s']:.0f}" if r["train_time_s"] else "-"
         lines.append(
@@ -146,7 +146,7 @@ def plot_grid(path: Path, rows: list[dict[str, Any]]) -> None:
     if done:
         sc = ax.scatter(
             [r["beta"] for r in done], [r["gamma"] for r in done],
-            c=[100 * r["minival_top1"] for r in done], cmap="viridis", s=90,
+            c=[r["minival_top1"] for r in done], cmap="viridis", s=90,
         )  # fmt: skip
         fig.colorbar(sc, label="minival top-1 (%)")
     pruned = [r for r in rows if r["state"] == "pruned"]
