@@ -100,3 +100,11 @@ def test_schedule_is_bounded_and_decays_after_warmup(spe, warmup, schedule, step
     assert 0 <= f <= 1 + 1e-12
     if step >= warmup * spe:
         assert lr_factor(step + spe, spe, r) <= f + 1e-12
+
+
+def test_cosine_follows_a_time_budget_when_it_is_further_along():
+    r = Recipe(schedule="cosine", epochs=30, warmup_epochs=1)
+    assert lr_factor(200, 100, r) == pytest.approx(0.5 * (1 + math.cos(math.pi / 29)))
+    assert lr_factor(200, 100, r, time_fraction=0.5) == pytest.approx(0.5)
+    assert lr_factor(200, 100, r, time_fraction=1.0) == pytest.approx(0.0, abs=1e-12)
+    assert lr_factor(200, 100, Recipe(), time_fraction=0.9) == lr_factor(200, 100, Recipe())

@@ -68,13 +68,14 @@ def all_sum(d: Dist, t: torch.Tensor) -> torch.Tensor:
     return t
 
 
-def broadcast_flag(d: Dist, flag: bool) -> bool:
-    """Rank 0's decision (e.g. 'time is up') for every rank, so all stop at the same step."""
+def broadcast_value(d: Dist, value: float) -> float:
+    """Rank 0's value (e.g. the elapsed share of a time budget) for every rank, so all ranks
+    use the same learning rate and stop at the same step."""
     if not d.enabled:
-        return flag
-    t = torch.tensor([int(flag)], device=d.device)
+        return value
+    t = torch.tensor([value], dtype=torch.float64, device=d.device)
     dist.broadcast(t, src=0)
-    return bool(t.item())
+    return float(t.item())
 
 
 def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:

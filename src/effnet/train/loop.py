@@ -41,6 +41,7 @@ class TrainState:
     step: int = 0  # optimizer steps done
     loss_sum: float = 0.0  # this epoch so far (for the epoch mean across a resume)
     loss_count: int = 0
+    time_fraction: float = 0.0  # elapsed / max_time_s (same on every rank)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -115,7 +116,8 @@ def train_one_epoch(
         t0 = time.perf_counter()
         images = images.to(d.device, non_blocking=True)
         labels = labels.to(d.device, non_blocking=True)
-        set_lr(state.optimizer, state.peak_lr * lr_factor(state.step, state.steps_per_epoch, r))
+        factor = lr_factor(state.step, state.steps_per_epoch, r, state.time_fraction)
+        set_lr(state.optimizer, state.peak_lr * factor)
         with torch.no_grad():
             x = state.transform(images).contiguous(memory_format=memory)
         with autocast(r, d.device):

@@ -85,12 +85,15 @@ def peak_lr(recipe: Recipe) -> float:
     return recipe.lr * recipe.batch_size / 256
 
 
-def lr_factor(step: int, steps_per_epoch: int, recipe: Recipe) -> float:
+def lr_factor(step: int, steps_per_epoch: int, recipe: Recipe, time_fraction: float = 0.0) -> float:
     """Multiplier of the peak learning rate before optimizer step ``step`` (0-based).
 
     Linear warm-up over ``warmup_epochs``; then either the official code's staircase
     exponential decay (``decay_rate ** floor(epoch / decay_epochs)``, counted from step 0 as
-    TF's ``exponential_decay`` does) or a cosine to ``min_lr_ratio`` at ``epochs``.
+    TF's ``exponential_decay`` does) or a cosine to ``min_lr_ratio`` at ``epochs``. Under a
+    time budget the cosine follows whichever is further along, steps or ``time_fraction``
+    (elapsed / ``max_time_s``), so it anneals fully when the budget, not ``epochs``, ends
+    the run.
     """
     epoch = step / steps_per_epoch
     warmup_steps = recipe.warmup_epochs * steps_per_epoch
@@ -99,7 +102,7 @@ def lr_factor(step: int, steps_per_epoch: int, recipe: Recipe) -> float:
     if recipe.schedule == "step":
         return recipe.decay_rate ** math.floor(epoch / recipe.decay_epochs)
     span = max(recipe.epochs - recipe.warmup_epochs, 1e-9)
-    progress = min(1.0, (epoch - recipe.warmup_epochs) / span)
+    progress = min(1.0, max((epoch - recipe.warmup_epochs) / span, time_fraction))
     lo = recipe.min_lr_ratio
     return lo + (1 - lo) * 0.5 * (1 + math.cos(math.pi * progress))
 

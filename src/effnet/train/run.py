@@ -211,6 +211,8 @@ def _train(
         optimizer.load_state_dict(ck["optimizer"])
         state.step, state.loss_sum, state.loss_count = ck["step"], ck["loss_sum"], ck["loss_count"]
         info = {k: ck[k] for k in info}
+        if recipe.max_time_s:
+            state.time_fraction = info["train_time_s"] / recipe.max_time_s
         checkpoint.set_rng_state(ck["rng"])
         if d.main and metrics_path.exists():
             with open(metrics_path, "r+") as f:
@@ -257,7 +259,9 @@ def _train(
                 },
             )
         if recipe.max_time_s is not None:
-            time_up = distributed.broadcast_flag(d, info["train_time_s"] >= recipe.max_time_s)
+            share = info["train_time_s"] / recipe.max_time_s
+            s.time_fraction = distributed.broadcast_value(d, share)
+            time_up = s.time_fraction >= 1.0
         epoch_end = s.step % steps_per_epoch == 0
         if recipe.checkpoint_every and s.step % recipe.checkpoint_every == 0 and not epoch_end:
             save()
