@@ -110,9 +110,9 @@ class PooledSqueezeExcite(SqueezeExcite):
 class StaticSameConv(nn.Conv2d):
     """A "same"-padding conv with its padding fixed for one input size (for export).
 
-    The dynamic version computes the padding with integer division on the traced input
-    size; ONNX's integer Div truncates toward zero where Python floors, so an exported
-    dynamic "same" conv pads wrongly at odd sizes. At a known input size the padding is a
+    Traced for ONNX, the dynamic version's ceil division ``-(-size // stride)`` on the
+    traced size rounds toward zero: at odd sizes the export pads one pixel short (a
+    45 px input gave 22x22 instead of 23x23). At a known input size the padding is a
     constant, as in timm's Conv2dSameExport.
     """
 
