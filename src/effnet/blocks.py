@@ -22,7 +22,7 @@ def activation(name: str) -> nn.Module:
 
 def same_pad_amount(size: int, kernel: int, stride: int, dilation: int = 1) -> int:
     """Total padding TensorFlow's 'SAME' adds along one axis of length ``size``."""
-    out = -(-size // stride)
+    out = (size + stride - 1) // stride  # ceil; traces to ONNX correctly (int Div truncates)
     return max((out - 1) * stride + (kernel - 1) * dilation + 1 - size, 0)
 
 
