@@ -53,6 +53,7 @@ def main():
     p.add_argument("--rounds", type=int, default=8)
     p.add_argument("--no-compile", action="store_true")
     p.add_argument("--bf16", action="store_true", help="also ours under bf16 autocast")
+    p.add_argument("--out", default=str(RESULTS / "train_throughput.json"))
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -104,7 +105,7 @@ def main():
         },
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "train_throughput.json").write_text(json.dumps(result, indent=2) + "\n")
+    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps({k: result[k] for k in ("images_per_s", "ratio_vs_timm", "notes")}, indent=2))
 
 
