@@ -63,6 +63,10 @@ def main():
         "effnet": make_step(create_model("efficientnet_b0"), args.batch, args.res, args.chans),
         "timm": make_step(timm.create_model("efficientnet_b0"), args.batch, args.res, args.chans),
     }
+    # timm's efficientnet_b0 defaults to drop_path_rate 0; ours to the paper's 0.2
+    steps["effnet_drop_path0"] = make_step(
+        create_model("efficientnet_b0", drop_path=0.0), args.batch, args.res, args.chans
+    )
     notes = {}
     if not args.no_compile:
         compiled = torch.compile(create_model("efficientnet_b0"))
