@@ -139,12 +139,15 @@ def test_onnx_reproduces_timm_with_dynamic_batch(tmp_path, name):
 
 
 def test_onnx_of_a_compound_scaled_model(tmp_path):
+    torch.manual_seed(0)
     arch = scale_phi(get_arch("efficientnet_b0", width=0.25, depth=0.34), 1.0)
     arch = arch.replace(resolution=56, padding=Padding.SAME)
     model = randomise_bn(create_model(arch, num_classes=5))
     out = export_onnx(model, tmp_path / "s.onnx", dynamic_batch=True, opset=13)
-    assert out.image_size == 56 and out.max_abs_diff < 1e-4
-    assert eager(model, torch.randn(2, 3, 56, 56)).abs().max() > 1e-2  # non-trivial outputs
+    size = eager(model, torch.randn(2, 3, 56, 56)).abs().max().item()
+    assert size > 1e-2  # non-trivial outputs
+    # float32 rounding grows with the logits' size (randomised BN makes them large)
+    assert out.image_size == 56 and out.max_abs_diff < 1e-4 * max(1.0, size)
 
 
 def test_fixed_batch_export_refuses_other_batches(tmp_path):

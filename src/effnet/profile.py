@@ -46,7 +46,8 @@ def activation_bytes(model: nn.Module, resolution: int, in_chans: int | None = N
     """Bytes of tensors autograd saves for backward for one image (what fills GPU memory)."""
     in_chans = in_chans or getattr(model, "in_chans", 3)
     meta = _on_meta(model)
-    x = torch.empty(1, in_chans, resolution, resolution, device="meta", requires_grad=True)
+    # batch 2, halved: batch norm refuses one value per channel in train mode (1x1 maps)
+    x = torch.empty(2, in_chans, resolution, resolution, device="meta", requires_grad=True)
     seen: dict[int, int] = {}
 
     def pack(t: torch.Tensor) -> torch.Tensor:
@@ -56,7 +57,7 @@ def activation_bytes(model: nn.Module, resolution: int, in_chans: int | None = N
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         meta.train()(x)
-    return sum(seen.values())
+    return sum(seen.values()) // 2
 
 
 def _on_meta(model: nn.Module) -> nn.Module:
