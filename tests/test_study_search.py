@@ -156,5 +156,5 @@ def test_bad_search_options_are_one_line_errors(tmp_path, capsys):
     out = str(tmp_path / "o")
     assert main(["search-coefficients", "--step", "0", "--out", out]) == 2
     assert "step must be in" in capsys.readouterr().err
-    assert main(["search-coefficients", "--tolerance", "0.001", "--step", "0.5", "--out", out]) == 2
+    assert main(["search-coefficients", "--tolerance", "0.01", "--step", "0.3", "--out", out]) == 2
     assert "no candidate" in capsys.readouterr().err
