@@ -96,6 +96,8 @@ def half_batch_oracle(run):
     arch, recipe = Architecture.from_dict(config["model"]), config["recipe"]
     torch.manual_seed(recipe["seed"])
     model = build(arch, num_classes=10, in_chans=3).train()
+    if recipe.get("zero_init_head"):
+        torch.nn.init.zeros_(model.classifier.weight)
     splits = load_splits(DataSpec.from_dict(config["data"]), arch.resolution)
     batch = next(iter(EpochBatchSampler(len(splits.train), 32, recipe["seed"], 0, Dist())))
     x = torch.stack([splits.train[i][0] for i in batch])

@@ -56,6 +56,7 @@ class Recipe:
     max_time_s: float | None = None  # stop training after this many seconds (then evaluate)
     log_every: int = 50  # steps between metrics.jsonl step records
     checkpoint_every: int = 0  # steps between mid-epoch checkpoints; 0 = at epoch end only
+    zero_init_head: bool = False  # zero classifier weights at the start (short runs, few classes)
     eval_every: int = 1  # epochs between minival evaluations
     eval_batch_size: int = 256
 
@@ -140,6 +141,9 @@ def cpu() -> Recipe:
         crop_padding=0.0,
         bn_momentum=0.05,
         checkpoint_every=200,
+        # the official uniform(1/sqrt(classes)) init starts 10-class runs at loss ~3.9 (not
+        # ln 10 = 2.3); from zero, a 3-epoch quick-study run reached 71.9% instead of 18.9%
+        zero_init_head=True,
     )
 
 
