@@ -67,7 +67,7 @@ def test_data_spec_round_trips_through_json_and_rejects_bad_fields():
     spec = DataSpec(source="/data/pets", minival=100, subset=500, image_size=64, seed=2)
     again = DataSpec.from_dict(json.loads(json.dumps(dataclasses.asdict(spec))))
     assert again == spec
-    with pytest.raises(EffnetError, match="unknown data spec field"):
+    with pytest.raises(EffnetError, match="data spec: unknown field"):
         DataSpec.from_dict({"source": "fashion-mnist", "bogus": 1})
     with pytest.raises(EffnetError, match="minival"):
         DataSpec(minival=-1)

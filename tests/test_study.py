@@ -152,16 +152,21 @@ def test_budget_matching_other_family_within_5_percent():
     check_budget(Study(name="mv2", baseline="mobilenet_v2", resolution=64, budget=4.0))
 
 
-def test_macs_match_the_profiler():
+@pytest.mark.parametrize("name", ["efficientnet_b0", "mobilenet_v1", "mobilenet_v2", "resnet50"])
+def test_macs_equal_torch_flop_counter(name):
+    """The hook-based counter equals torch's exact FlopCounterMode (FLOPs / 2)."""
     import torch
+    from torch.utils.flop_counter import FlopCounterMode
 
     from effnet.model import build
-    from effnet.profile import count_macs
 
-    for arch in (get_arch("efficientnet_b0"), tiny_study_arch()):
+    for arch in (get_arch(name).replace(resolution=96), tiny_study_arch()):
         with torch.device("meta"):
-            model = build(arch, num_classes=10, in_chans=1)
-        assert macs(arch, 10, 1) == count_macs(model, arch.resolution, 1)
+            model = build(arch, num_classes=10, in_chans=1).eval()
+            x = torch.empty(1, 1, arch.resolution, arch.resolution)
+            with torch.no_grad(), FlopCounterMode(display=False) as counter:
+                model(x)
+        assert macs(arch, 10, 1) == counter.get_total_flops() // 2
 
 
 def tiny_study_arch() -> Architecture:

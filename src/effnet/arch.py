@@ -9,15 +9,14 @@ smaller one.
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import numbers
 from dataclasses import dataclass, field
 from enum import StrEnum
-from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from effnet.errors import EffnetError
+from effnet.record import Record, checked_fields, construct
 
 
 class Block(StrEnum):
@@ -82,7 +81,7 @@ class Norm:
 
 
 @dataclass(frozen=True)
-class Architecture:
+class Architecture(Record):
     """A complete, concrete network description (channels and layers already rounded)."""
 
     name: str
@@ -120,41 +119,12 @@ class Architecture:
         """A copy with some fields changed (validated)."""
         return dataclasses.replace(self, **changes)
 
-    # -- JSON -------------------------------------------------------------------------
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    def to_json(self, indent: int | None = 2) -> str:
-        return json.dumps(self.to_dict(), indent=indent)
+    # -- JSON (effnet.record.Record: to_dict, to_json, save, from_json, load) -----------
+    KIND: ClassVar[str] = "architecture"
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Architecture:
         return from_dict(data)
-
-    @classmethod
-    def from_json(cls, text: str) -> Architecture:
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise EffnetError(f"architecture JSON is malformed: {e}") from None
-        return from_dict(data)
-
-    def save(self, path: str | Path) -> Path:
-        from effnet.io import atomic_write_text
-
-        return atomic_write_text(path, self.to_json() + "\n")
-
-    @classmethod
-    def load(cls, path: str | Path) -> Architecture:
-        p = Path(path)
-        try:
-            text = p.read_text()
-        except OSError as e:
-            raise EffnetError(f"cannot read architecture file {p}: {e.strerror}") from None
-        try:
-            return cls.from_json(text)
-        except EffnetError as e:
-            raise EffnetError(f"{p}: {e}") from None
 
 
 # -- validation ---------------------------------------------------------------------------
@@ -246,19 +216,9 @@ def stage_resolutions(arch: Architecture) -> list[int]:
 
 
 # -- JSON in ------------------------------------------------------------------------------
-def _build(cls: type, data: Any, where: str) -> Any:
-    if not isinstance(data, dict):
-        raise EffnetError(f"{where}: expected an object, got {type(data).__name__}")
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise EffnetError(f"{where}: unknown field(s) {', '.join(unknown)}")
-    return data
-
-
 def from_dict(data: dict[str, Any]) -> Architecture:
     """Parse a JSON-like dict; errors name the stage and field."""
-    data = dict(_build(Architecture, data, "architecture"))
+    data = checked_fields(Architecture, data, "architecture")
     if "name" not in data or "stages" not in data:
         raise EffnetError("architecture: 'name' and 'stages' are required")
     name = data["name"]
@@ -267,7 +227,7 @@ def from_dict(data: dict[str, Any]) -> Architecture:
         raise EffnetError(f"{name}: 'stages' must be a list")
     stages = []
     for i, raw in enumerate(stages_in, start=1):
-        raw = dict(_build(Stage, raw, f"{name}: stage {i}"))
+        raw = checked_fields(Stage, raw, f"{name}: stage {i}")
         try:
             raw["block"] = Block(raw.get("block"))
         except ValueError:
@@ -275,14 +235,11 @@ def from_dict(data: dict[str, Any]) -> Architecture:
             raise EffnetError(
                 f"{name}: stage {i}: unknown block type {raw.get('block')!r} (known: {known})"
             ) from None
-        try:
-            stages.append(Stage(**raw))
-        except TypeError as e:
-            raise EffnetError(f"{name}: stage {i}: {e}") from None
+        stages.append(construct(Stage, raw, f"{name}: stage {i}"))
     data["stages"] = tuple(stages)
     for key, cls in (("stem", Stem), ("head", Head), ("norm", Norm)):
         if key in data:
-            data[key] = cls(**_build(cls, data[key], f"{name}: {key}"))
+            data[key] = cls(**checked_fields(cls, data[key], f"{name}: {key}"))
     if "padding" in data:
         try:
             data["padding"] = Padding(data["padding"])
@@ -293,10 +250,7 @@ def from_dict(data: dict[str, Any]) -> Architecture:
             if not isinstance(data[key], list | tuple):
                 raise EffnetError(f"{name}: {key} must be a list of numbers")
             data[key] = tuple(data[key])
-    try:
-        return Architecture(**data)
-    except TypeError as e:
-        raise EffnetError(f"{name}: {e}") from None
+    return construct(Architecture, data, name)
 
 
 # -- Table 1 rendering --------------------------------------------------------------------

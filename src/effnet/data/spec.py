@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import ClassVar
 
 from effnet.errors import EffnetError
+from effnet.record import Record
 
 FASHION_MNIST = "fashion-mnist"
 
 
 @dataclass(frozen=True)
-class DataSpec:
+class DataSpec(Record):
     """Where the images come from and how the training split is carved.
 
     ``source`` is ``"fashion-mnist"`` or the path of an ImageFolder root holding ``train/``
@@ -42,13 +42,4 @@ class DataSpec:
     def is_fashion_mnist(self) -> bool:
         return self.source == FASHION_MNIST
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> DataSpec:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise EffnetError(f"unknown data spec field(s): {', '.join(unknown)}")
-        return cls(**data)
+    KIND: ClassVar[str] = "data spec"  # JSON in and out: effnet.record.Record

@@ -23,22 +23,22 @@ any RDB URL (PostgreSQL) for a cluster. Every worker is a plain ``effnet search-
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import os
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from effnet.errors import EffnetError
+from effnet.record import Record, checked_fields, construct
 
 PAPER = (1.2, 1.1, 1.15)  # the paper's grid-search result for B0
 
 
 @dataclass(frozen=True)
-class SearchConfig:
+class SearchConfig(Record):
     """What the coefficient search trains; stored in the Optuna study so workers agree."""
 
     name: str = "coefficients"  # the Optuna study name
@@ -74,22 +74,14 @@ class SearchConfig:
         if not grid(self.step, self.tolerance):
             raise EffnetError(f"no candidate on a {self.step} grid within {self.tolerance} of 2")
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), sort_keys=True)
+    KIND: ClassVar[str] = "search config"  # JSON in and out: effnet.record.Record
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SearchConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise EffnetError(f"search config: unknown field(s) {', '.join(unknown)}")
-        d = dict(data)
+        d = checked_fields(cls, data, cls.KIND)
         if "coefficients" in d:
             d["coefficients"] = tuple(d["coefficients"])
-        return cls(**d)
+        return construct(cls, d, cls.KIND)
 
 
 # -- the grid -------------------------------------------------------------------------------
@@ -276,7 +268,7 @@ def open_study(cfg: SearchConfig | None, storage: Any, name: str | None) -> tupl
     existing = {s.study_name for s in optuna.get_all_study_summaries(storage)}
     if study_name in existing:
         study = optuna.load_study(study_name=study_name, storage=storage)
-        saved = SearchConfig.from_dict(json.loads(study.user_attrs["config"]))
+        saved = SearchConfig.from_json(study.user_attrs["config"])
         if cfg is not None and cfg != saved:
             raise EffnetError(
                 f"search {study_name!r} in this storage has a different config; "
@@ -297,7 +289,7 @@ def open_study(cfg: SearchConfig | None, storage: Any, name: str | None) -> tupl
         load_if_exists=True,
     )
     if "config" not in study.user_attrs:
-        study.set_user_attr("config", cfg.to_json())
+        study.set_user_attr("config", cfg.to_json(indent=None, sort_keys=True))
         study.set_user_attr("candidates", ids)
     return study, cfg
 

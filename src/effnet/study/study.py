@@ -16,22 +16,21 @@ reached by two experiments (the baseline is in every sweep) is trained once.
 from __future__ import annotations
 
 import dataclasses
-import functools
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from effnet.arch import Architecture
 from effnet.errors import EffnetError
+from effnet.record import Record, checked_fields, construct
 
 SWEEP_KEYS = ("width", "depth", "resolution")
 METHODS = ("depth", "width", "resolution", "compound")
 
 
 @dataclass(frozen=True)
-class Study:
+class Study(Record):
     """Everything a study trains, saved as ``study.json`` in the study folder."""
 
     name: str = "scaling-study"
@@ -58,20 +57,11 @@ class Study:
     def replace(self, **changes: Any) -> Study:
         return dataclasses.replace(self, **changes)
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    def to_json(self, indent: int | None = 2) -> str:
-        return json.dumps(self.to_dict(), indent=indent)
+    KIND: ClassVar[str] = "study"  # JSON in and out: effnet.record.Record
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Study:
-        if not isinstance(data, dict):
-            raise EffnetError("study: expected a JSON object")
-        unknown = sorted(set(data) - {f.name for f in dataclasses.fields(cls)})
-        if unknown:
-            raise EffnetError(f"study: unknown field(s) {', '.join(unknown)}")
-        d = dict(data)
+        d = checked_fields(cls, data, "study")
         if "sweeps" in d:
             if not isinstance(d["sweeps"], dict):
                 raise EffnetError("study: 'sweeps' must be an object like {\"width\": [1, 2]}")
@@ -81,33 +71,7 @@ class Study:
                 d[key] = tuple(_as_list(d[key], key))
         if "fig4_at" in d:
             d["fig4_at"] = tuple(tuple(_floats(p, "fig4_at")) for p in _as_list(d["fig4_at"], ""))
-        try:
-            return cls(**d)
-        except TypeError as e:
-            raise EffnetError(f"study: {e}") from None
-
-    @classmethod
-    def from_json(cls, text: str) -> Study:
-        try:
-            return cls.from_dict(json.loads(text))
-        except json.JSONDecodeError as e:
-            raise EffnetError(f"study JSON is malformed: {e}") from None
-
-    @classmethod
-    def load(cls, path: str | Path) -> Study:
-        try:
-            text = Path(path).read_text()
-        except OSError as e:
-            raise EffnetError(f"cannot read study config {path}: {e.strerror}") from None
-        try:
-            return cls.from_json(text)
-        except EffnetError as e:
-            raise EffnetError(f"{path}: {e}") from None
-
-    def save(self, path: str | Path) -> Path:
-        from effnet.io import atomic_write_text
-
-        return atomic_write_text(path, self.to_json() + "\n")
+        return construct(cls, d, "study")
 
 
 def _as_list(v: Any, where: str) -> list:
@@ -180,11 +144,12 @@ class Point:
     arch: Architecture
     macs: int  # multiply-adds of one image with the study's head and input channels
     target: float | None = None  # Table 7: the multiply-add target it was fitted to
+    same_as: str | None = None  # key of an earlier point with the identical network
 
     @property
     def key(self) -> str:
         """Run folder name: the same architecture gets the same key wherever it appears."""
-        return f"d{self.depth:.4g}-w{self.width:.4g}-r{self.arch.resolution}"
+        return self.same_as or f"d{self.depth:.4g}-w{self.width:.4g}-r{self.arch.resolution}"
 
     @property
     def relative_error(self) -> float | None:
@@ -213,44 +178,11 @@ def data_shape(data: dict[str, Any]) -> tuple[int, int]:
     return len(classes), 3
 
 
-@functools.lru_cache(maxsize=4096)
 def macs(arch: Architecture, num_classes: int = 1000, in_chans: int = 3) -> int:
-    """Multiply-adds at the architecture's resolution, as ``effnet.profile.count_macs`` counts.
+    """Multiply-adds of one image with the study's head (see ``effnet.profile``)."""
+    from effnet.profile import arch_macs
 
-    Summed from forward hooks on the convolutions and the classifier of a meta-device
-    model whose batch norms are skipped: the same figure as torch's FlopCounterMode, whose
-    per-op dispatch (and meta batch norm's Python decomposition) makes budget fitting,
-    dozens of deep models, take minutes on a busy CPU.
-    """
-    import torch
-    from torch import nn
-
-    from effnet.model import build
-
-    total = 0
-
-    def hook(m: nn.Module, inputs: tuple, out: torch.Tensor) -> None:
-        nonlocal total
-        if isinstance(m, nn.Conv2d):
-            k = m.kernel_size[0] * m.kernel_size[1] * m.in_channels // m.groups
-            total += out.numel() * k
-        else:
-            total += out.numel() * m.in_features
-
-    with torch.device("meta"):
-        model = build(arch, num_classes=num_classes, in_chans=in_chans).eval()
-        for m in model.modules():
-            if isinstance(m, nn.Conv2d | nn.Linear):
-                m.register_forward_hook(hook)
-            elif isinstance(m, nn.modules.batchnorm._BatchNorm):
-                m.forward = _identity  # shape-preserving; meta batch norm is slow Python
-        with torch.no_grad():
-            model(torch.empty(1, in_chans, arch.resolution, arch.resolution))
-    return int(total)
-
-
-def _identity(x: Any) -> Any:
-    return x
+    return arch_macs(arch, num_classes, in_chans)
 
 
 def baseline_arch(s: Study) -> Architecture:
@@ -307,7 +239,20 @@ def plan(s: Study) -> list[Point]:
     for d, r in s.fig4_at:
         for w in s.fig4_width:
             points.append(point("fig4", f"d={d:g}, r={r:g}", d, w, r))
-    return points
+    return _share_identical(points)
+
+
+def _share_identical(points: list[Point]) -> list[Point]:
+    """Points whose networks are identical (depth 3.99 and 4 round to the same layers)
+    share the first one's run folder, so each network is trained once per seed."""
+    first: dict[str, str] = {}
+    out = []
+    for p in points:
+        # the recorded multipliers are provenance, not structure
+        signature = p.arch.replace(name="", width=1.0, depth=1.0).to_json()
+        key = first.setdefault(signature, p.key)
+        out.append(p if key == p.key else dataclasses.replace(p, same_as=key))
+    return out
 
 
 def budget_points(s: Study, base: Architecture, shape: tuple[int, int]) -> list[Point]:

@@ -11,16 +11,17 @@ import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from effnet.errors import EffnetError
+from effnet.record import Record, checked_fields, construct
 
 OPTIMIZERS = ("rmsprop_tf", "adamw", "sgd")
 SCHEDULES = ("step", "cosine")
 
 
 @dataclass(frozen=True)
-class Recipe:
+class Recipe(Record):
     """How to train. Learning rates are per 256 images and scale linearly with the batch."""
 
     epochs: float = 350  # the paper trains ~350 epochs
@@ -66,35 +67,14 @@ class Recipe:
     def replace(self, **changes: Any) -> Recipe:
         return dataclasses.replace(self, **changes)
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    def to_json(self, indent: int | None = 2) -> str:
-        return json.dumps(self.to_dict(), indent=indent)
+    KIND: ClassVar[str] = "recipe"  # JSON in and out: effnet.record.Record
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Recipe:
-        unknown = set(data) - {f.name for f in dataclasses.fields(cls)}
-        if unknown:
-            raise EffnetError(f"unknown recipe field(s): {', '.join(sorted(unknown))}")
-        data = dict(data)
-        if data.get("randaugment") is not None:
-            data["randaugment"] = tuple(data["randaugment"])
-        return cls(**data)
-
-    @classmethod
-    def from_json(cls, text: str) -> Recipe:
-        try:
-            return cls.from_dict(json.loads(text))
-        except json.JSONDecodeError as e:
-            raise EffnetError(f"recipe JSON is malformed: {e}") from None
-
-    @classmethod
-    def load(cls, path: str | Path) -> Recipe:
-        try:
-            return cls.from_json(Path(path).read_text())
-        except OSError as e:
-            raise EffnetError(f"cannot read recipe {path}: {e.strerror}") from None
+        d = checked_fields(cls, data, "recipe")
+        if d.get("randaugment") is not None:
+            d["randaugment"] = tuple(d["randaugment"])
+        return construct(cls, d, "recipe")
 
 
 def validate(r: Recipe) -> None:

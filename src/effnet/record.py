@@ -1,0 +1,77 @@
+"""Records: the frozen dataclasses a user writes and reads as JSON.
+
+Architectures, recipes, data specs, studies and search configs are all plain data saved
+with the runs that used them. They share one way in and out: ``to_dict`` / ``to_json`` /
+``save`` (atomic), and ``from_dict`` / ``from_json`` / ``load`` with one-line errors that
+name the file and the unknown or malformed field. A record converts its own nested
+values (tuples, enums, sub-records) by overriding ``from_dict``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any, ClassVar, Self
+
+from effnet.errors import EffnetError
+
+
+def checked_fields(cls: type, data: Any, where: str) -> dict[str, Any]:
+    """``data`` as a new dict, after checking it is an object holding only fields of ``cls``."""
+    if not isinstance(data, dict):
+        raise EffnetError(f"{where}: expected an object, got {type(data).__name__}")
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise EffnetError(f"{where}: unknown field(s) {', '.join(unknown)}")
+    return dict(data)
+
+
+def construct(cls: type, fields: dict[str, Any], where: str) -> Any:
+    """``cls(**fields)``, turning a missing or mistyped argument into a one-line error."""
+    try:
+        return cls(**fields)
+    except TypeError as e:
+        raise EffnetError(f"{where}: {e}") from None
+
+
+class Record:
+    """Mixin for frozen dataclasses stored as JSON; ``KIND`` names it in error messages."""
+
+    KIND: ClassVar[str] = "record"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)  # type: ignore[call-overload]
+
+    def to_json(self, indent: int | None = 2, sort_keys: bool = False) -> str:
+        return json.dumps(self.to_dict(), indent=indent, sort_keys=sort_keys)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        return construct(cls, checked_fields(cls, data, cls.KIND), cls.KIND)
+
+    @classmethod
+    def from_json(cls, text: str) -> Self:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise EffnetError(f"{cls.KIND} JSON is malformed: {e}") from None
+        return cls.from_dict(data)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Self:
+        p = Path(path)
+        try:
+            text = p.read_text()
+        except OSError as e:
+            raise EffnetError(f"cannot read {cls.KIND} file {p}: {e.strerror}") from None
+        try:
+            return cls.from_json(text)
+        except EffnetError as e:
+            raise EffnetError(f"{p}: {e}") from None
+
+    def save(self, path: str | Path) -> Path:
+        from effnet.io import atomic_write_text
+
+        return atomic_write_text(path, self.to_json() + "\n")
