@@ -27,14 +27,7 @@ from effnet.scaling import scale_phi
 from effnet.weights import load_pretrained
 from effnet.weights.safe import read_safetensors
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models: one thread is faster, and 10x faster when other jobs share the CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 FIXTURES = Path(__file__).parent / "fixtures" / "weights"

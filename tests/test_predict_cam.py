@@ -25,14 +25,7 @@ from effnet.infer import Runner
 from effnet.model import build
 from effnet.weights import save_pretrained
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models: one thread is faster, and 10x faster when other jobs share the CPU."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 MB = Block.MBCONV

@@ -28,37 +28,13 @@ ARGS = (
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
-def fashion_folder(root, per_class=(48, 10, 10)):
-    """A small ImageFolder tree (train/val/test) of real Fashion-MNIST images, as PNGs."""
-    from PIL import Image
-
-    from effnet.data import DataSpec, load_splits
-
-    splits = load_splits(DataSpec(minival=0, workers=0))
-    images, labels = splits.train.dataset.images, splits.train.dataset.labels
-    seen = {}
-    for i in range(len(labels)):
-        c = int(labels[i])
-        k = seen.get(c, 0)
-        if k >= sum(per_class):
-            continue
-        seen[c] = k + 1
-        split = "train" if k < per_class[0] else "val" if k < sum(per_class[:2]) else "test"
-        folder = root / split / f"class{c}"
-        folder.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(images[i, 0].numpy()).save(folder / f"{i}.png")
-        if len(seen) == 10 and all(v >= sum(per_class) for v in seen.values()):
-            break
-    return root
-
-
 def step_losses(run):
     records = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
     return [r["loss"] for r in records if r["kind"] == "step"]
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+def runs(tmp_path_factory, fashion_folder):
     root = tmp_path_factory.mktemp("ddp")
     data = ["--data", str(fashion_folder(root / "data", (26, 5, 5))), "--decode-size", "28"]
     torchrun = [

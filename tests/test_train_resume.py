@@ -18,30 +18,6 @@ ARGS = (
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONHASHSEED": "0"}
 
 
-def fashion_folder(root, per_class=(48, 10, 10)):
-    """A small ImageFolder tree (train/val/test) of real Fashion-MNIST images, as PNGs."""
-    from PIL import Image
-
-    from effnet.data import DataSpec, load_splits
-
-    splits = load_splits(DataSpec(minival=0, workers=0))
-    images, labels = splits.train.dataset.images, splits.train.dataset.labels
-    seen = {}
-    for i in range(len(labels)):
-        c = int(labels[i])
-        k = seen.get(c, 0)
-        if k >= sum(per_class):
-            continue
-        seen[c] = k + 1
-        split = "train" if k < per_class[0] else "val" if k < sum(per_class[:2]) else "test"
-        folder = root / split / f"class{c}"
-        folder.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(images[i, 0].numpy()).save(folder / f"{i}.png")
-        if len(seen) == 10 and all(v >= sum(per_class) for v in seen.values()):
-            break
-    return root
-
-
 def effnet(*args):
     return subprocess.Popen(
         [sys.executable, "-m", "effnet", *args],
@@ -62,7 +38,7 @@ def summary(run):
     return {k: v for k, v in s.items() if k != "train_time_s"}
 
 
-def test_sigkill_and_truncated_checkpoint_resume_equals_uninterrupted(tmp_path):
+def test_sigkill_and_truncated_checkpoint_resume_equals_uninterrupted(tmp_path, fashion_folder):
     straight, killed = tmp_path / "straight", tmp_path / "killed"
     data = ["--data", str(fashion_folder(tmp_path / "data", (40, 10, 10))), "--decode-size", "28"]
     p = effnet(*ARGS, *data, "--out", str(straight))  # 400 images: 12 steps of 32 per epoch

@@ -40,13 +40,7 @@ TIMM_TF = "timm_tf_efficientnet_w0125_d11"
 TORCHVISION = "torchvision_efficientnet_w0125_d11"
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models on a shared 2-core machine: a second thread only waits (100x slower)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def ours(name: str, **kw) -> torch.nn.Module:

@@ -19,13 +19,7 @@ MANIFESTS = json.loads((Path(__file__).parent / "fixtures/weights/manifests.json
 CASES = [(src, name) for src in ("timm", "torchvision") for name in MANIFESTS[src]]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models on a shared 2-core machine: a second thread only waits (100x slower)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def meta_model(name: str) -> torch.nn.Module:
