@@ -13,6 +13,7 @@ best minival top-1 and reports its test top-1. Writes benchmarks/results/fashion
 import argparse
 import json
 import math
+import os
 import shutil
 import time
 from pathlib import Path
@@ -54,6 +55,7 @@ def main():
     p.add_argument("--min-epochs", type=float, default=None, help="default: max(2, minutes/6)")
     p.add_argument("--threads", type=int, default=None, help="default: the faster of 1 and 2")
     p.add_argument("--out", default=None)
+    p.add_argument("--note", default="", help="free text saved with the result")
     args = p.parse_args()
     budget = args.minutes * 60
     min_epochs = args.min_epochs or max(2.0, args.minutes / 6)
@@ -94,6 +96,7 @@ def main():
     print(
         f"training {arch.name} at {args.res}px, ~{epochs} epochs expected ({budget:.0f} s budget)"
     )
+    load_before = [round(x, 2) for x in os.getloadavg()]
     t0 = time.time()
     result = train(arch, DataSpec(workers=0), recipe, out, progress=False)
     m = result.metrics
@@ -110,7 +113,9 @@ def main():
         "wall_s": round(time.time() - t0, 1),
         **m,
         "run_dir": str(out),
-        "note": "CPU shared with other engineers' jobs during the run; timings are noisy",
+        "load_average_before": load_before,
+        "load_average_after": [round(x, 2) for x in os.getloadavg()],
+        "note": args.note,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"fashion_mnist_{int(args.minutes)}min.json"
