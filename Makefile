@@ -32,6 +32,7 @@ run: setup
 lint: setup-dev
 	$(BIN)/ruff check src tests benchmarks tools
 	$(BIN)/ruff format --check src tests benchmarks tools
+	$(BIN)/python tools/build_readme.py --check
 
 format: setup-dev
 	$(BIN)/ruff format src tests benchmarks tools
