@@ -99,7 +99,7 @@ def render_markdown(cfg: SearchConfig, rows: list[dict[str, Any]], n_grid: int) 
         f"`{json.dumps(cfg.data)}`, recipe `{cfg.recipe}` `{json.dumps(cfg.recipe_overrides)}`.",
         "",
     ]
-    done = [r for r in rows if r["state"] == "complete"]
+    done = [r for r in rows if r["state"] == "complete"][::-1]  # worst first, best on top
     if done:
         b = done[0]
         lines.append(
@@ -142,7 +142,7 @@ def plot_grid(path: Path, rows: list[dict[str, Any]]) -> None:
     from effnet.io import atomic_write_with
 
     fig, ax = plt.subplots(figsize=(6, 5))
-    done = [r for r in rows if r["state"] == "complete"]
+    done = [r for r in rows if r["state"] == "complete"][::-1]  # worst first, best on top
     if done:
         sc = ax.scatter(
             [r["beta"] for r in done], [r["gamma"] for r in done],
@@ -156,9 +156,12 @@ def plot_grid(path: Path, rows: list[dict[str, Any]]) -> None:
             facecolors="none", edgecolors="gray", s=90, label="pruned",
         )  # fmt: skip
         ax.legend()
-    for r in rows:
-        ax.annotate(f"α{r['alpha']:g}", (r["beta"], r["gamma"]), fontsize=7,
-                    xytext=(4, 4), textcoords="offset points")  # fmt: skip
+    alphas: dict[tuple[float, float], list[str]] = {}
+    for r in rows:  # best first: the label starts with the alpha whose colour is shown
+        alphas.setdefault((r["beta"], r["gamma"]), []).append(f"{r['alpha']:g}")
+    for (b, g), a in alphas.items():
+        ax.annotate("α " + ", ".join(a), (b, g), fontsize=7, xytext=(5, 5),
+                    textcoords="offset points")  # fmt: skip
     ax.scatter([PAPER[1]], [PAPER[2]], marker="x", color="red", s=60)
     ax.set_xlabel("beta (width)")
     ax.set_ylabel("gamma (resolution)")
