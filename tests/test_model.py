@@ -141,3 +141,21 @@ def test_activation_memory_grows_with_resolution_squared():
 def test_unknown_option_is_an_error():
     with pytest.raises(EffnetError, match="unknown model option"):
         create_model("efficientnet_b0", colour="red")
+
+
+@pytest.mark.parametrize("name", ["efficientnet_b0", "resnet50"])
+def test_zero_init_last_makes_residual_blocks_identities(name):
+    """After zero_init_last, every identity-shortcut block returns its input (eval BN)."""
+    torch.manual_seed(0)
+    net = create_model(name, width=0.25, depth=0.5, num_classes=10).eval()
+    blocks = [m for m in net.modules() if hasattr(m, "zero_init_last")]
+    for m in blocks:
+        m.zero_init_last()
+    if name == "resnet50":
+        identity = [(m, m.conv1.in_channels) for m in blocks if m.downsample is None]
+    else:
+        identity = [(m, (m.conv_pw or m.conv_dw).in_channels) for m in blocks if m.has_skip]
+    assert len(identity) >= 3
+    for m, cin in identity:
+        x = torch.rand(2, cin, 8, 8)  # >= 0: ResNet's closing ReLU leaves it unchanged
+        assert torch.equal(m(x), x)

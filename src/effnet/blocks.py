@@ -133,6 +133,11 @@ class MBConv(nn.Module):
         self.bn3 = batch_norm(cout, norm)
         self.drop_path = DropPath(drop_path) if self.has_skip and drop_path > 0 else nn.Identity()
 
+    def zero_init_last(self) -> None:
+        """Start a residual block as the identity (its last BN scale at 0)."""
+        if self.has_skip:
+            nn.init.zeros_(self.bn3.weight)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shortcut = x
         if self.conv_pw is not None:
@@ -228,6 +233,10 @@ class Bottleneck(nn.Module):
             )
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
         self.act3 = activation(act)
+
+    def zero_init_last(self) -> None:
+        """Start the residual branch at 0, so the block passes its shortcut through."""
+        nn.init.zeros_(self.bn3.weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shortcut = x if self.downsample is None else self.downsample(x)

@@ -58,6 +58,7 @@ class Recipe(Record):
     log_every: int = 50  # steps between metrics.jsonl step records
     checkpoint_every: int = 0  # steps between mid-epoch checkpoints; 0 = at epoch end only
     zero_init_head: bool = False  # zero classifier weights at the start (short runs, few classes)
+    zero_init_last: bool = False  # residual blocks start as identities (last BN scale 0)
     eval_every: int = 1  # epochs between minival evaluations
     eval_batch_size: int = 256
 

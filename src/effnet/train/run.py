@@ -172,6 +172,10 @@ def _train(
     net = build(arch, num_classes=splits.num_classes, in_chans=splits.in_chans).to(d.device)
     if recipe.zero_init_head and isinstance(net.classifier, nn.Linear):
         nn.init.zeros_(net.classifier.weight)
+    if recipe.zero_init_last:
+        for m in net.modules():
+            if hasattr(m, "zero_init_last"):
+                m.zero_init_last()
     if recipe.channels_last:
         net = net.to(memory_format=torch.channels_last)
     if recipe.sync_bn and d.enabled and d.device == "cpu":
