@@ -22,7 +22,7 @@ from effnet.errors import EffnetError
 from effnet.registry import get_arch, list_models
 from effnet.study import Study, plan
 from effnet.study.runner import run_study
-from effnet.study.study import macs
+from effnet.study.study import macs, unique_runs
 
 
 def fake_train(model, data, recipe, out, *, resume=False, progress=True, model_overrides=None):
@@ -268,3 +268,12 @@ def test_tiny_real_study(tmp_path):
         assert (out / name).stat().st_size > 0, name
     r = run_study(None, out, resume=True, progress=False, log=lambda m: None)
     assert r.trained == 0
+
+
+def test_identical_networks_share_one_run():
+    """Width 1.01 rounds to the same channels as 1.0 (divisor 8): one run, two points."""
+    points = plan(tiny_study(sweeps={"width": (1.0, 1.01, 1.5)}))
+    assert [p.width for p in points] == [1.0, 1.01, 1.5]
+    assert points[1].arch.stages == points[0].arch.stages
+    assert points[1].key == points[0].key != points[2].key
+    assert [p.width for p in unique_runs(points)] == [1.0, 1.5]
