@@ -125,6 +125,9 @@ def cpu() -> Recipe:
         # the official uniform(1/sqrt(classes)) init starts 10-class runs at loss ~3.9 (not
         # ln 10 = 2.3); from zero, a 3-epoch quick-study run reached 71.9% instead of 18.9%
         zero_init_head=True,
+        # residual blocks start as identities: in a 2-epoch study run B0 at 4x depth reached
+        # 77.0% test top-1 with it and 23.8% without (deep stacks learn slowly otherwise)
+        zero_init_last=True,
     )
 
 
