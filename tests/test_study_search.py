@@ -98,6 +98,9 @@ def test_failed_trial_is_retried_and_counted_once(tmp_path, fake_env, monkeypatc
     assert r.best["minival_top1"] == max(x["minival_top1"] for x in r.rows)
     for name in ("grid.csv", "grid.md", "grid.png", "best.json"):
         assert (tmp_path / "s" / name).stat().st_size > 0
+    b = r.best
+    best_line = f"**Best:** alpha = {b['alpha']:g}, beta = {b['beta']:g}, gamma = {b['gamma']:g} "
+    assert best_line in (tmp_path / "s" / "grid.md").read_text()  # the table's rank 1
     family = sorted((tmp_path / "s" / "family").glob("*.json"))
     assert len(family) == 7
     assert main(["describe", str(family[0])]) == 0  # the family loads as architectures

@@ -99,7 +99,7 @@ def render_markdown(cfg: SearchConfig, rows: list[dict[str, Any]], n_grid: int) 
         f"`{json.dumps(cfg.data)}`, recipe `{cfg.recipe}` `{json.dumps(cfg.recipe_overrides)}`.",
         "",
     ]
-    done = [r for r in rows if r["state"] == "complete"][::-1]  # worst first, best on top
+    done = [r for r in rows if r["state"] == "complete"]  # best first
     if done:
         b = done[0]
         lines.append(
