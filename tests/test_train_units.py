@@ -114,3 +114,15 @@ def test_ema_averages_parameters_and_bn_statistics():
     assert torch.allclose(ema.module[0].weight, d * w0 + (1 - d) * model[0].weight)
     assert torch.allclose(ema.module[1].running_mean, torch.full((2,), (1 - d) * 4.0))
     assert ema.module[1].num_batches_tracked.item() == 7  # integer buffers are copied
+
+
+@pytest.mark.parametrize(
+    ("pair", "message"),
+    [("zero_init_last=maybe", "zero_init_last must be true or false"),
+     ("lr=fast", "lr must be a number"), ("ema=1", "ema must be true or false")],
+)  # fmt: skip
+def test_mistyped_recipe_values_are_one_line_errors(pair, message):
+    from effnet.train import RECIPES, apply_overrides
+
+    with pytest.raises(EffnetError, match=message):
+        apply_overrides(RECIPES["cpu"], [pair])

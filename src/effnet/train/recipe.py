@@ -79,6 +79,15 @@ class Recipe(Record):
 
 
 def validate(r: Recipe) -> None:
+    for f in dataclasses.fields(r):  # switches must be true/false, numbers numbers
+        v, default = getattr(r, f.name), f.default
+        if isinstance(default, bool) and not isinstance(v, bool):
+            raise EffnetError(f"recipe {f.name} must be true or false, got {v!r}")
+        if isinstance(default, int | float) and not isinstance(default, bool):
+            if v is None and "None" in str(f.type):
+                continue
+            if isinstance(v, bool) or not isinstance(v, int | float):
+                raise EffnetError(f"recipe {f.name} must be a number, got {v!r}")
     if r.optimizer not in OPTIMIZERS:
         raise EffnetError(f"recipe optimizer must be one of {OPTIMIZERS}, got {r.optimizer!r}")
     if r.schedule not in SCHEDULES:
