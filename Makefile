@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 TORCH := torch==2.13.0
 
-.PHONY: setup setup-dev run test lint format bench clean
+.PHONY: setup setup-dev data run test test-fast lint format clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,16 +23,19 @@ $(VENV)/.setup-dev: $(VENV)/.setup
 setup: $(VENV)/.setup
 setup-dev: $(VENV)/.setup-dev
 
+# Fashion-MNIST where this machine allows: an explicit folder, the Debian package, the user
+# cache; else install the Debian package (root + apt) or download with checksums.
+data: setup
+	$(BIN)/effnet data
+
 # The quick scaling study (Table 7 on Fashion-MNIST: baseline vs depth/width/resolution/compound
 # at 4x multiply-adds); --resume makes a second `make run` reuse finished runs.
-run: setup
-	$(BIN)/effnet study --quick --out runs/study-quick --resume --no-progress
-	@echo "report: runs/study-quick/report.md (plots and results.csv beside it)"
+run: data
+	$(BIN)/effnet study --quick --out runs/study-quick --resume
 
 lint: setup-dev
 	$(BIN)/ruff check src tests benchmarks tools
 	$(BIN)/ruff format --check src tests benchmarks tools
-	$(BIN)/python tools/build_readme.py --check
 
 format: setup-dev
 	$(BIN)/ruff format src tests benchmarks tools
@@ -40,6 +43,10 @@ format: setup-dev
 
 test: lint
 	$(BIN)/python -m pytest
+
+# the inner loop: everything but the slow tests (subprocess trainings, torchrun, workers)
+test-fast: setup-dev
+	$(BIN)/python -m pytest -m "not slow"
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache .ruff_cache

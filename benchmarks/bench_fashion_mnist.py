@@ -22,7 +22,8 @@ import torch
 import torch.nn.functional as F
 
 from effnet.data import DataSpec
-from effnet.registry import create_model, get_arch
+from effnet.hub import create_model
+from effnet.registry import get_arch
 from effnet.train import RECIPES, train
 
 RESULTS = Path(__file__).parent / "results"

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from effnet.registry import create_model
+from effnet.hub import create_model
 
 RESULTS = Path(__file__).parent / "results"
 

@@ -47,7 +47,7 @@ multipliers = st.floats(min_value=0.2, max_value=4.0, allow_nan=False)
 @settings(max_examples=40, deadline=None)
 @given(d=multipliers, w=multipliers, r=st.floats(min_value=0.5, max_value=3.0))
 def test_json_round_trip_is_exact(d, w, r):
-    arch = scale(get_arch("efficientnet_b0"), depth=d, width=w, resolution=r)
+    arch = scale(get_arch("efficientnet_b0"), depth=d, width=w, resolution_mult=r)
     text = arch.to_json()
     back = Architecture.from_json(text)
     assert back == arch

@@ -16,6 +16,7 @@ def run(capsys, *argv):
     return code, out, err
 
 
+@pytest.mark.slow
 def test_models_table_json(capsys):
     code, out, _ = run(capsys, "models", "--json")
     rows = {r["model"]: r for r in json.loads(out)}

@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from effnet import EffnetError, Padding, create_model, get_arch
+from effnet import EffnetError, Padding, create_model, get_arch, list_models
 from effnet.cli import main
 from effnet.export import count_batch_norms, deploy_form, export_onnx, fold_bn, fold_conv_bn
 from effnet.images import Preprocess
@@ -27,7 +27,10 @@ from effnet.scaling import scale_phi
 from effnet.weights import load_pretrained
 from effnet.weights.safe import read_safetensors
 
-pytestmark = pytest.mark.usefixtures("one_thread")
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.usefixtures("one_thread"),
+]  # ONNX exports checked in ONNX Runtime
 
 
 FIXTURES = Path(__file__).parent / "fixtures" / "weights"
@@ -206,3 +209,39 @@ def test_cli_export_reports_difference_and_refuses_overwrite(tmp_path, capsys):
     assert main(args) == 2
     assert "already exists" in capsys.readouterr().err and target.read_bytes() == before
     assert main([*args, "--force"]) == 0
+
+
+def test_a_batch_norm_no_block_declares_is_an_error_not_skipped():
+    from torch import nn
+
+    from effnet import EffnetError, create_model
+    from effnet.export import fold_bn
+
+    model = create_model("efficientnet_b0", num_classes=3, width=0.25, depth=0.25)
+    model.extra = nn.Sequential(nn.Conv2d(3, 3, 1), nn.BatchNorm2d(3))  # declares no pairs
+    with pytest.raises(EffnetError, match=r"cannot fold batch norm extra\.1"):
+        fold_bn(model)
+    del model.extra
+    folded = fold_bn(model)
+    assert not [m for m in folded.modules() if isinstance(m, nn.BatchNorm2d)]
+
+
+@pytest.mark.parametrize("name", [n for n in list_models() if not n.startswith("tf_")])
+def test_fold_covers_every_registered_model(name):
+    """Every BN of every model (so of every block type in use) folds; outputs stay equal."""
+    from torch import nn
+
+    from effnet.export import fold_bn
+
+    torch.manual_seed(0)
+    model = create_model(name, num_classes=5, width=0.25).eval()
+    for m in model.modules():  # statistics away from the identity, so folding does something
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.1, 0.1)
+            m.running_var.uniform_(0.5, 1.5)
+    x = torch.randn(2, 3, 32, 32)
+    folded = fold_bn(model)
+    assert not [m for m in folded.modules() if isinstance(m, nn.BatchNorm2d)]
+    with torch.no_grad():
+        ref, out = model(x), folded(x)
+    assert torch.allclose(out, ref, rtol=1e-4, atol=1e-4 * ref.abs().max().item())

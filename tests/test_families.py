@@ -16,7 +16,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from effnet import EffnetError, create_model, get_arch, list_models, round_filters, scale
+from effnet import EffnetError, create_model, get_arch, list_models, paper, round_filters, scale
 from effnet.arch import Architecture
 from effnet.cli import main
 from effnet.families import mobilenet, resnet
@@ -28,8 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = json.loads((ROOT / "tests/fixtures/families/reference.json").read_text())
 CUSTOM = ROOT / "examples/custom.json"
 FAMILIES = ["mobilenet_v1", "mobilenet_v2", "resnet50"]
-PUBLISHED = {**mobilenet.PUBLISHED, **resnet.PUBLISHED}
-TABLE3 = {**mobilenet.TABLE3, **resnet.TABLE3}
+PUBLISHED = paper.BASELINES
+TABLE3 = paper.TABLE3
 COMPOUND_PHI = {**mobilenet.COMPOUND_PHI, **resnet.COMPOUND_PHI}
 TORCHVISION_PARAMS = {"resnet50": 25_557_032, "mobilenet_v2": 3_504_872}
 
@@ -116,7 +116,7 @@ TABLE3_ROWS = [
 @pytest.mark.parametrize(("name", "row"), TABLE3_ROWS, ids=[f"{n}-{r}" for n, r in TABLE3_ROWS])
 def test_table3_rows_by_scale(name, row):
     d, w, r, paper_macs_b, _ = TABLE3[name][row]
-    macs = macs_of(scale(get_arch(name), depth=d, width=w, resolution=r))
+    macs = macs_of(scale(get_arch(name), depth=d, width=w, resolution_mult=r))
     tolerance = DOCUMENTED_MISS.get((name, row), 0.10)
     assert abs(macs / 1e9 - paper_macs_b) / paper_macs_b <= tolerance
 
@@ -149,7 +149,7 @@ def test_compound_phi_matches_table3(name, target):
 )
 def test_scale_follows_the_declared_data(name, d, w, r):
     base = get_arch(name)
-    out = scale(base, depth=d, width=w, resolution=r)
+    out = scale(base, depth=d, width=w, resolution_mult=r)
     for s0, s1 in zip(base.stages, out.stages):
         assert s1.layers == (math.ceil(s0.layers * d) if s0.scale_depth else s0.layers)
         want = round_filters(s0.out_channels, w) if s0.scale_width and w != 1 else s0.out_channels

@@ -9,17 +9,35 @@ from effnet.blocks import Conv2dSame, DropPath, MBConv
 from effnet.model import build
 from effnet.profile import activation_bytes
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 TINY = {f"efficientnet_{v}": 32 for v in ("b5", "b6", "b7", "b8", "l2")}
+HUGE = {"efficientnet_b8", "efficientnet_l2"}  # 87M and 480M parameters: seconds to initialise
 
 
 # tf_efficientnet_* are the efficientnet_* architectures with "same" padding: one suffices
+FAST = {"efficientnet_b0", "efficientnet_lite0", "mobilenet_v1", "mobilenet_v2"}
+
+
 @pytest.mark.parametrize(
-    "name", [n for n in list_models() if not n.startswith("tf_")] + ["tf_efficientnet_b0"]
+    "name",
+    [
+        n if n in FAST else pytest.param(n, marks=pytest.mark.slow)
+        for n in [n for n in list_models() if not n.startswith("tf_")] + ["tf_efficientnet_b0"]
+    ],
 )
 def test_every_named_model_runs_forward_and_backward(name):
     torch.manual_seed(0)
     res = TINY.get(name, 64)
-    model = create_model(name, num_classes=7)
+    if name in HUGE:
+        # the real network's shapes on the meta device (no memory, no arithmetic), then real
+        # numbers through the same depth and topology at a quarter of its width
+        with torch.device("meta"):
+            meta = create_model(name, num_classes=7)
+            assert meta(torch.randn(2, 3, res, res)).shape == (2, 7)
+        model = create_model(name, num_classes=7, width=0.25)
+    else:
+        model = create_model(name, num_classes=7)
     x = torch.randn(2, 3, res, res)
     y = model(x)
     assert y.shape == (2, 7) and torch.isfinite(y).all()
@@ -159,3 +177,25 @@ def test_zero_init_last_makes_residual_blocks_identities(name):
     for m, cin in identity:
         x = torch.rand(2, cin, 8, 8)  # >= 0: ResNet's closing ReLU leaves it unchanged
         assert torch.equal(m(x), x)
+
+
+def test_resolution_is_pixels_and_a_multiplier_is_named_so():
+    """The paper's r = 2 given as pixels is refused with the name that means a multiplier."""
+    with pytest.raises(EffnetError, match="in pixels, got 2.0; .* use resolution_mult=2.0"):
+        create_model("resnet50", resolution=2.0)
+    with pytest.raises(EffnetError, match="in pixels, got 448.0"):
+        get_arch("resnet50", resolution=448.0)
+    assert get_arch("resnet50", resolution_mult=2.0).resolution == 448
+    assert get_arch("resnet50", resolution=448).resolution == 448
+
+
+def test_every_block_type_is_registered_once_with_all_it_declares():
+    """A new Block value without its class, label or conv-BN pairs fails here, not silently."""
+    from effnet.arch import Block, Stage
+    from effnet.blocks import BLOCKS
+
+    assert set(BLOCKS) == set(Block)
+    for block, cls in BLOCKS.items():
+        assert cls.block is block and cls.conv_bn_pairs
+        stage = Stage(block, kernel=3, stride=1, expand=4, out_channels=16, layers=1)
+        assert block.operator(stage)  # a label of its own, never the raw enum value

@@ -8,8 +8,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from effnet import EffnetError, compound, get_arch, round_filters, round_repeats, scale
-from effnet.families.efficientnet import PAPER_TABLE2, RELEASED
+from effnet.families.efficientnet import RELEASED
 from effnet.model import build
+from effnet.paper import TABLE2 as PAPER_TABLE2
 from effnet.profile import count_params, macs_of, params_and_macs
 from effnet.scaling import constraint, fit, fit_budget, scale_phi
 
@@ -149,7 +150,49 @@ def test_invalid_coefficients(kwargs, message):
         compound(1.0, **kwargs)
 
 
-@pytest.mark.parametrize("field", ["depth", "width", "resolution"])
+@pytest.mark.parametrize("field", ["depth", "width", "resolution_mult"])
 def test_non_positive_multipliers_rejected(field):
-    with pytest.raises(EffnetError, match=f"{field} multiplier must be a positive"):
+    label = field.removesuffix("_mult")
+    with pytest.raises(EffnetError, match=f"{label} multiplier must be a positive"):
         scale(get_arch("efficientnet_b0"), **{field: -1.0})
+
+
+@given(st.floats(-6, 10, allow_nan=False))
+def test_nearest_phi_inverts_the_formula(phi):
+    from effnet.scaling import nearest_phi
+
+    assert nearest_phi(*compound(phi)) == pytest.approx(phi, abs=1e-9)
+
+
+def test_formula_table_says_how_far_the_released_models_are_from_phi():
+    """B7's released (3.1, 2.0, 600) against the formula's (3.58, 1.95, 596) at phi = 7."""
+    from effnet.families.efficientnet import B0
+    from effnet.scaling import formula_rows
+
+    rows = {r["model"]: r for r in formula_rows(RELEASED, B0.resolution)}
+    b7 = rows["efficientnet_b7"]
+    assert b7["phi"] == 7 and (b7["depth"], b7["width"], b7["resolution"]) == (3.1, 2.0, 600)
+    assert b7["formula_depth"] == pytest.approx(3.583, abs=1e-3)
+    assert b7["formula_width"] == pytest.approx(1.949, abs=1e-3)
+    assert round(b7["formula_resolution"]) == 596
+    assert 6.5 < b7["nearest_phi"] < 6.8  # the released B7 is a little below phi = 7
+    assert rows["efficientnet_b0"]["nearest_phi"] == 0
+
+
+def test_effective_multipliers_show_what_rounding_did():
+    """The quick study's proxy at phi = 1: nominal depth 1.2, effective 23/16 blocks = 1.44."""
+    from effnet.scaling import effective_multipliers
+    from effnet.study.study import baseline_arch, quick
+
+    base = baseline_arch(quick())
+    assert effective_multipliers(base, base) == (1.0, 1.0, 1.0)
+    d, w, r = effective_multipliers(base, scale_phi(base, 1.0))
+    assert (base.num_blocks, d) == (16, 23 / 16)
+    assert 1.0 < w < 1.1 and r == 37 / 32
+    with pytest.raises(EffnetError, match="not a scaling of it"):
+        effective_multipliers(base, get_arch("resnet50"))
+
+
+def test_the_old_spelling_of_the_resolution_multiplier_says_the_new_one():
+    with pytest.raises(EffnetError, match=r"resolution_mult=2\.0; resolution means pixels"):
+        scale(get_arch("efficientnet_b0"), resolution=2.0)

@@ -137,17 +137,21 @@ def check_budget(study: Study) -> list:
     return points
 
 
+@pytest.mark.slow
 def test_budget_matching_b0_within_5_percent():
     base, depth, width, res, comp = check_budget(B0_AT_64)
     # one dimension moves at a time; compound moves all three by alpha^phi, beta^phi, gamma^phi
-    assert (depth.width, depth.resolution) == (1.0, 1.0) and depth.depth > 2.5
-    assert (width.depth, width.resolution) == (1.0, 1.0) and 1.7 < width.width < 2.3
+    assert (depth.width, depth.resolution_mult) == (1.0, 1.0) and depth.depth > 2.5
+    assert (width.depth, width.resolution_mult) == (1.0, 1.0) and 1.7 < width.width < 2.3
     assert (res.depth, res.width) == (1.0, 1.0) and res.arch.resolution > 110
     phi = math.log(comp.depth) / math.log(1.2)
-    assert comp.width == pytest.approx(1.1**phi) and comp.resolution == pytest.approx(1.15**phi)
+    assert comp.width == pytest.approx(1.1**phi) and comp.resolution_mult == pytest.approx(
+        1.15**phi
+    )
 
 
 @pytest.mark.skipif("mobilenet_v2" not in list_models(), reason="no mobilenet_v2 registered")
+@pytest.mark.slow
 def test_budget_matching_other_family_within_5_percent():
     check_budget(Study(name="mv2", baseline="mobilenet_v2", resolution=64, budget=4.0))
 
@@ -207,6 +211,7 @@ def test_tiny_study_writes_everything_and_resumes(tmp_path, capsys):
         del os.environ["FAKE_TRAIN_LOG"]
 
 
+@pytest.mark.slow
 def test_table7_report_has_verdict(tmp_path):
     s = B0_AT_64.replace(seeds=(0, 1))
     run_study(s, tmp_path / "t7", train_fn=fake_train, log=lambda m: None)
@@ -244,6 +249,7 @@ def tiny_image_folder(root: Path) -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_tiny_real_study(tmp_path):
     """Two points trained for a few steps by the real effnet.train.train; then resumed."""
     from effnet.study.study import data_shape

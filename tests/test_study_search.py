@@ -21,7 +21,10 @@ from hypothesis import strategies as st
 from test_study import fake_train
 
 from effnet.cli import main
-from effnet.study.search import SearchConfig, candidate_id, grid, run_search
+from effnet.study.coefficients import SearchConfig, candidate_id, grid
+from effnet.study.search import run_search
+
+pytestmark = pytest.mark.slow  # search workers in several processes
 
 TESTS = Path(__file__).parent
 

@@ -20,6 +20,8 @@ from effnet.data import BatchTransform, DataSpec, load_splits
 from effnet.model import build
 from effnet.train.distributed import Dist, EpochBatchSampler
 
+pytestmark = pytest.mark.slow  # torchrun with two processes
+
 ARGS = (
     "train efficientnet_b0 --workers 0 --width 0.25 --depth 0.34 --image-size 28 --recipe cpu "
     "--epochs 0.25 --batch-size 32 --no-progress --set log_every=1 --set drop_path=0 --set "

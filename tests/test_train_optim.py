@@ -7,7 +7,7 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from effnet.registry import create_model
+from effnet.hub import create_model
 from effnet.train.optim import RMSpropTF, lr_factor, make_optimizer, param_groups, peak_lr
 from effnet.train.recipe import RECIPES, Recipe
 

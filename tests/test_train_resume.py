@@ -8,7 +8,10 @@ import subprocess
 import sys
 import time
 
+import pytest
 import torch
+
+pytestmark = pytest.mark.slow  # a training subprocess killed and resumed
 
 ARGS = (
     "train efficientnet_b0 --workers 0 --width 0.25 --depth 0.34 --image-size 28 --recipe cpu "

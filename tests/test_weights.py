@@ -184,7 +184,7 @@ def test_save_and_load_round_trip_is_bit_exact(tmp_path):
     model = ours(TIMM)
     load_timm(model, sd)
     names = [f"class {i}" for i in range(10)]
-    out = model.save_pretrained(tmp_path / "run", class_names=names)
+    out = save_pretrained(model, tmp_path / "run", class_names=names)
     assert sorted(p.name for p in out.iterdir()) == ["config.json", "model.safetensors"]
     back = effnet.from_pretrained(str(out))
     assert back.class_names == names and not back.training

@@ -1,11 +1,10 @@
 """effnet: EfficientNet and compound model scaling (Tan & Le 2019) in PyTorch."""
 
-from pathlib import Path
 from typing import Any
 
 from effnet.arch import Architecture, Block, Head, Norm, Padding, Stage, Stem
 from effnet.errors import EffnetError
-from effnet.registry import create_model, get_arch, list_models
+from effnet.registry import get_arch, list_models
 from effnet.scaling import compound, fit_budget, round_filters, round_repeats, scale, scale_phi
 
 __all__ = [
@@ -18,6 +17,7 @@ __all__ = [
     "Stage",
     "Stem",
     "compound",
+    "convert",
     "create_model",
     "fit_budget",
     "from_pretrained",
@@ -26,13 +26,26 @@ __all__ = [
     "round_filters",
     "round_repeats",
     "scale",
+    "save_pretrained",
     "scale_phi",
 ]
 __version__ = "0.1.0"
 
 
-def from_pretrained(directory: str | Path) -> Any:
-    """A model saved with ``save_pretrained`` (see effnet.weights; imports torch lazily)."""
-    from effnet.weights import from_pretrained as load
+# The torch-level names load on first use, so ``import effnet`` (architectures, scaling)
+# does not import torch.
+_TORCH_LEVEL = {
+    "convert": "effnet.hub",
+    "create_model": "effnet.hub",
+    "from_pretrained": "effnet.hub",
+    "save_pretrained": "effnet.hub",
+}
 
-    return load(directory)
+
+def __getattr__(name: str) -> Any:
+    if name in _TORCH_LEVEL:
+        # importlib only on first use of a torch-level name
+        import importlib
+
+        return getattr(importlib.import_module(_TORCH_LEVEL[name]), name)
+    raise AttributeError(f"module 'effnet' has no attribute {name!r}")

@@ -20,12 +20,30 @@ from effnet.record import Record, checked_fields, construct
 
 
 class Block(StrEnum):
-    """Block types. A new one is: a value here, a module in blocks.py, a branch in model.py."""
+    """Block types. A new one is a value here with its Table-1 label in ``operator``, and one
+    class in ``effnet.blocks`` registered in ``BLOCKS`` (tests check every value has both)."""
 
     MBCONV = "mbconv"  # inverted residual with optional SE (EfficientNet, MnasNet, MobileNetV2)
     CONV = "conv"  # plain conv-bn-act (the searched space's "regular conv")
     DSCONV = "dsconv"  # depthwise kxk + BN + act, pointwise 1x1 + BN + act (MobileNetV1)
     BOTTLENECK = "bottleneck"  # ResNet 1x1-3x3-1x1 bottleneck with projection shortcut
+    FUSED_MBCONV = "fused_mbconv"  # kxk expand conv, optional SE, 1x1 project (EfficientNetV2)
+
+    def operator(self, s: Stage) -> str:
+        """The stage's "operator" column in the paper's Table 1."""
+        k = f"k{s.kernel}x{s.kernel}"
+        ratio = int(s.expand) if float(s.expand).is_integer() else s.expand
+        if self is Block.MBCONV:
+            return f"MBConv{ratio}, {k}" + ("" if s.se else ", no SE")
+        if self is Block.FUSED_MBCONV:  # EfficientNetV2's Table 4 labels; SE is the exception
+            return f"Fused-MBConv{ratio}, {k}" + (f", SE{s.se:g}" if s.se else "")
+        if self is Block.CONV:
+            return f"Conv{s.kernel}x{s.kernel}"
+        if self is Block.DSCONV:
+            return f"DWConv{s.kernel}x{s.kernel} + Conv1x1"
+        if self is Block.BOTTLENECK:
+            return f"Bottleneck 1x1-{s.kernel}x{s.kernel}-1x1"
+        raise EffnetError(f"block type {self.value!r} has no Table-1 label")
 
 
 class Padding(StrEnum):
@@ -34,6 +52,7 @@ class Padding(StrEnum):
 
 
 ACTIVATIONS = ("silu", "relu", "relu6")
+INTERPOLATIONS = ("bicubic", "bilinear", "nearest", "lanczos", "box", "hamming")  # Pillow's
 
 
 @dataclass(frozen=True)
@@ -104,6 +123,9 @@ class Architecture(Record):
     std: tuple[float, ...] = (0.229, 0.224, 0.225)
 
     def __post_init__(self) -> None:
+        for key in ("mean", "std"):  # lists from Python callers; tuples keep it hashable
+            if isinstance(getattr(self, key), list):
+                object.__setattr__(self, key, tuple(getattr(self, key)))
         if not isinstance(self.padding, Padding):  # "same" from Python/CLI callers
             try:
                 object.__setattr__(self, "padding", Padding(self.padding))
@@ -128,6 +150,19 @@ class Architecture(Record):
 
 
 # -- validation ---------------------------------------------------------------------------
+# The fields that make a model's eval transform, in the order a config lists them: written
+# once here, read by images.Preprocess, the saved model config and fine-tuning.
+PREPROCESSING_FIELDS = ("resolution", "crop_pct", "interpolation", "mean", "std")
+
+
+def preprocessing(arch: Architecture) -> dict[str, Any]:
+    """The eval transform the weights expect, as plain data (lists for mean and std)."""
+    return {
+        k: list(getattr(arch, k)) if k in ("mean", "std") else getattr(arch, k)
+        for k in PREPROCESSING_FIELDS
+    }
+
+
 def validate(arch: Architecture) -> None:
     """Reject descriptions that cannot build; messages name the stage and the problem."""
     if not arch.stages:
@@ -139,6 +174,7 @@ def validate(arch: Architecture) -> None:
         raise EffnetError(
             f"{arch.name}: unknown activation {arch.activation!r} (known: {', '.join(ACTIVATIONS)})"
         )
+    _check_preprocessing(arch)
     if arch.resolution < 1:
         raise EffnetError(f"{arch.name}: resolution must be positive, got {arch.resolution}")
     if not 0.0 <= arch.dropout < 1.0:
@@ -179,6 +215,28 @@ def validate(arch: Architecture) -> None:
                 f"{arch.resolution} (input to this stage is {size}x{size})"
             )
         size = feature_size(size, s.stride)
+
+
+def _check_preprocessing(arch: Architecture) -> None:
+    """The eval transform: a std of 0 would turn every probability into NaN."""
+    if arch.interpolation not in INTERPOLATIONS:
+        raise EffnetError(
+            f"{arch.name}: unknown interpolation {arch.interpolation!r} "
+            f"(known: {', '.join(INTERPOLATIONS)})"
+        )
+    if not 0 < arch.crop_pct <= 1:
+        raise EffnetError(f"{arch.name}: crop_pct must be in (0, 1], got {arch.crop_pct}")
+    for key in ("mean", "std"):
+        values = getattr(arch, key)
+        if not isinstance(values, tuple) or len(values) not in (1, 3):
+            raise EffnetError(f"{arch.name}: {key} must list 1 or 3 numbers, got {values!r}")
+        for v in values:
+            if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v):
+                raise EffnetError(f"{arch.name}: {key} must hold finite numbers, got {v!r}")
+    if len(arch.mean) != len(arch.std):
+        raise EffnetError(f"{arch.name}: mean and std must have the same length")
+    if min(arch.std) <= 0:
+        raise EffnetError(f"{arch.name}: std must be positive, got {list(arch.std)}")
 
 
 _TYPES = {"int": numbers.Integral, "float": numbers.Real, "bool": bool, "str": str}
@@ -222,6 +280,8 @@ def from_dict(data: dict[str, Any]) -> Architecture:
     if "name" not in data or "stages" not in data:
         raise EffnetError("architecture: 'name' and 'stages' are required")
     name = data["name"]
+    if not isinstance(name, str) or not name or not name.isprintable():
+        raise EffnetError(f"architecture: name must be a printable string, got {name!r}")
     stages_in = data["stages"]
     if not isinstance(stages_in, list):
         raise EffnetError(f"{name}: 'stages' must be a list")
@@ -254,20 +314,6 @@ def from_dict(data: dict[str, Any]) -> Architecture:
 
 
 # -- Table 1 rendering --------------------------------------------------------------------
-def _operator(s: Stage) -> str:
-    k = f"k{s.kernel}x{s.kernel}"
-    if s.block is Block.MBCONV:
-        ratio = int(s.expand) if float(s.expand).is_integer() else s.expand
-        return f"MBConv{ratio}, {k}" + ("" if s.se else ", no SE")
-    if s.block is Block.CONV:
-        return f"Conv{s.kernel}x{s.kernel}"
-    if s.block is Block.DSCONV:
-        return f"DWConv{s.kernel}x{s.kernel} + Conv1x1"
-    if s.block is Block.BOTTLENECK:
-        return f"Bottleneck 1x1-{s.kernel}x{s.kernel}-1x1"
-    return f"{s.block.value}, {k}"
-
-
 def table_rows(arch: Architecture) -> list[tuple[str, str, str, str, str]]:
     """(stage, operator, input resolution, out channels, layers) rows, like Table 1."""
     res = stage_resolutions(arch)
@@ -280,7 +326,13 @@ def table_rows(arch: Architecture) -> list[tuple[str, str, str, str, str]]:
     rows = [("1", stem_op, f"{r0}x{r0}", str(arch.stem.out_channels), "1")]
     for i, s in enumerate(arch.stages):
         rows.append(
-            (str(i + 2), _operator(s), f"{res[i]}x{res[i]}", str(s.out_channels), str(s.layers))
+            (
+                str(i + 2),
+                s.block.operator(s),
+                f"{res[i]}x{res[i]}",
+                str(s.out_channels),
+                str(s.layers),
+            )  # fmt: skip
         )
     last = res[-1]
     head_op = "Conv1x1 & Pooling & FC" if arch.head.out_channels else "Pooling & FC"

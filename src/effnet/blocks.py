@@ -1,5 +1,10 @@
 """One short nn.Module per block type, plus the pieces they share.
 
+A block class declares what the rest of the code needs to know about it: its ``block``
+type (the Table-1 label lives with that type in ``effnet.arch.Block``), its
+``conv_bn_pairs`` for folding batch norm at export, and ``from_stage`` to build it from a
+stage row; ``BLOCKS`` registers it once.
+
 Layer names follow timm's role names (conv_pw, bn1, conv_dw, bn2, se, conv_pwl, bn3) so
 state dicts line up with the most used implementation; forward() reads top to bottom,
 residual last.
@@ -8,12 +13,16 @@ residual last.
 from __future__ import annotations
 
 import math
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from effnet.arch import Norm, Padding
+from effnet.arch import Architecture, Block, Norm, Padding, Stage
+from effnet.errors import EffnetError
+
+ConvBnPairs = tuple[tuple[str, str], ...]  # (conv, its batch norm) by submodule name, to fold
 
 
 def activation(name: str) -> nn.Module:
@@ -104,6 +113,18 @@ class MBConv(nn.Module):
     and in == out.
     """
 
+    block: ClassVar[Block] = Block.MBCONV
+    conv_bn_pairs: ClassVar[ConvBnPairs] = (
+        ("conv_pw", "bn1"),
+        ("conv_dw", "bn2"),
+        ("conv_pwl", "bn3"),
+    )
+
+    @classmethod
+    def from_stage(cls, s: Stage, cin: int, stride: int, drop_path: float, **common: Any) -> MBConv:
+        return cls(cin, s.out_channels, s.kernel, stride, s.expand, s.se, s.skip,
+                   drop_path=drop_path, **common)  # fmt: skip
+
     def __init__(
         self,
         cin: int,
@@ -154,6 +175,15 @@ class MBConv(nn.Module):
 class ConvBnAct(nn.Module):
     """A regular kxk conv, batch norm, activation; residual when shapes allow and asked."""
 
+    block: ClassVar[Block] = Block.CONV
+    conv_bn_pairs: ClassVar[ConvBnPairs] = (("conv", "bn1"),)
+
+    @classmethod
+    def from_stage(
+        cls, s: Stage, cin: int, stride: int, drop_path: float, **common: Any
+    ) -> ConvBnAct:
+        return cls(cin, s.out_channels, s.kernel, stride, s.skip, drop_path=drop_path, **common)
+
     def __init__(
         self,
         cin: int,
@@ -173,13 +203,80 @@ class ConvBnAct(nn.Module):
         self.act1 = activation(act)
         self.drop_path = DropPath(drop_path) if self.has_skip and drop_path > 0 else nn.Identity()
 
+    def zero_init_last(self) -> None:
+        """Start a residual block as the identity (act(0) is 0 for silu and relu)."""
+        if self.has_skip:
+            nn.init.zeros_(self.bn1.weight)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.act1(self.bn1(self.conv(x)))
         return self.drop_path(y) + x if self.has_skip else y
 
 
+class FusedMBConv(nn.Module):
+    """Fused-MBConvN (EfficientNetV2): expand kxk (strided), optional SE, project 1x1 (linear).
+
+    MBConv's 1x1 expansion and depthwise conv fused into one regular conv (faster on early,
+    large maps); names are timm's EdgeResidual. Ratio 1 is one kxk conv + BN + act with the
+    residual (official code; timm's ``cn`` block), so it is built as ``ConvBnAct``.
+    """
+
+    block: ClassVar[Block] = Block.FUSED_MBCONV
+    conv_bn_pairs: ClassVar[ConvBnPairs] = (("conv_exp", "bn1"), ("conv_pwl", "bn2"))
+
+    @classmethod
+    def from_stage(
+        cls, s: Stage, cin: int, stride: int, drop_path: float, **common: Any
+    ) -> nn.Module:
+        if int(round(cin * s.expand)) == cin:
+            if s.se:
+                raise EffnetError(f"Fused-MBConv1 is one conv and has no place for SE {s.se:g}")
+            return ConvBnAct.from_stage(s, cin, stride, drop_path, **common)
+        return cls(cin, s.out_channels, s.kernel, stride, s.expand, s.se, s.skip,
+                   drop_path=drop_path, **common)  # fmt: skip
+
+    def __init__(
+        self, cin: int, cout: int, kernel: int, stride: int, expand: float, se: float,
+        skip: bool, act: str, norm: Norm, padding: Padding, drop_path: float,
+    ) -> None:  # fmt: skip
+        super().__init__()
+        mid = int(round(cin * expand))
+        self.has_skip = skip and stride == 1 and cin == cout
+        self.conv_exp = conv(cin, mid, kernel, stride, padding=padding)
+        self.bn1 = batch_norm(mid, norm)
+        self.act1 = activation(act)
+        self.se = SqueezeExcite(mid, max(1, int(round(cin * se))), act) if se > 0 else None
+        self.conv_pwl = conv(mid, cout, 1, padding=padding)
+        self.bn2 = batch_norm(cout, norm)
+        self.drop_path = DropPath(drop_path) if self.has_skip and drop_path > 0 else nn.Identity()
+
+    def zero_init_last(self) -> None:
+        """Start a residual block as the identity (its last BN scale at 0)."""
+        if self.has_skip:
+            nn.init.zeros_(self.bn2.weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shortcut = x
+        x = self.act1(self.bn1(self.conv_exp(x)))
+        if self.se is not None:
+            x = self.se(x)
+        x = self.bn2(self.conv_pwl(x))
+        if self.has_skip:
+            x = self.drop_path(x) + shortcut
+        return x
+
+
 class DepthwiseSeparable(nn.Module):
     """MobileNetV1 block: depthwise kxk + BN + act, pointwise 1x1 + BN + act; no residual."""
+
+    block: ClassVar[Block] = Block.DSCONV
+    conv_bn_pairs: ClassVar[ConvBnPairs] = (("conv_dw", "bn1"), ("conv_pw", "bn2"))
+
+    @classmethod
+    def from_stage(
+        cls, s: Stage, cin: int, stride: int, drop_path: float, **common: Any
+    ) -> DepthwiseSeparable:
+        return cls(cin, s.out_channels, s.kernel, stride, **common)
 
     def __init__(
         self, cin: int, cout: int, kernel: int, stride: int, act: str, norm: Norm, padding: Padding
@@ -203,6 +300,17 @@ class Bottleneck(nn.Module):
     A 1x1 projection shortcut replaces the identity when the shape changes; the
     activation comes after the addition, as in He et al. 2016.
     """
+
+    block: ClassVar[Block] = Block.BOTTLENECK
+    conv_bn_pairs: ClassVar[ConvBnPairs] = (
+        ("conv1", "bn1"), ("conv2", "bn2"), ("conv3", "bn3"), ("downsample.0", "downsample.1"),
+    )  # fmt: skip
+
+    @classmethod
+    def from_stage(
+        cls, s: Stage, cin: int, stride: int, drop_path: float, **common: Any
+    ) -> Bottleneck:
+        return cls(cin, s.out_channels, s.kernel, stride, s.expand, drop_path=drop_path, **common)
 
     def __init__(
         self,
@@ -244,6 +352,22 @@ class Bottleneck(nn.Module):
         x = self.act2(self.bn2(self.conv2(x)))
         x = self.bn3(self.conv3(x))
         return self.act3(self.drop_path(x) + shortcut)
+
+
+# The one registration of the block types: make_block, the memory estimate, BN folding and
+# the weight maps all read this; a Block with no class here is an error, never skipped.
+BLOCKS: dict[Block, type[nn.Module]] = {
+    cls.block: cls for cls in (MBConv, ConvBnAct, DepthwiseSeparable, Bottleneck, FusedMBConv)
+}
+
+
+def make_block(arch: Architecture, s: Stage, cin: int, stride: int, drop_path: float) -> nn.Module:
+    """One block of a stage, built by the class registered for its type."""
+    cls = BLOCKS.get(s.block)
+    if cls is None:
+        raise EffnetError(f"{arch.name}: no module for block type {s.block!r}")
+    common = dict(act=arch.activation, norm=arch.norm, padding=arch.padding)
+    return cls.from_stage(s, cin, stride, drop_path, **common)  # type: ignore[attr-defined]
 
 
 def init_weights(module: nn.Module) -> None:

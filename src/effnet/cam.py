@@ -9,9 +9,11 @@ divided by its maximum and upsampled bilinearly to the input size.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -20,6 +22,8 @@ from PIL import Image
 from torch import nn
 
 from effnet.errors import EffnetError
+from effnet.images import Preprocess, load_batch
+from effnet.infer import class_names_for
 from effnet.io import atomic_open
 
 
@@ -72,6 +76,7 @@ def overlay(
     image: Image.Image, cam: np.ndarray, alpha: float = 0.5, cmap: str = "jet"
 ) -> Image.Image:
     """``image`` (RGB) blended with ``cam`` coloured by a matplotlib colormap."""
+    # matplotlib loads only when a plot is drawn
     import matplotlib
 
     base = image.convert("RGB")
@@ -96,6 +101,7 @@ def comparison_figure(
     title: str | None = None,
 ) -> Path:
     """Figure 7's layout: the original image, then one CAM overlay per model, in a row."""
+    # matplotlib loads only when a plot is drawn
     from matplotlib.figure import Figure
 
     cols = 1 + len(panels)
@@ -111,3 +117,44 @@ def comparison_figure(
     with atomic_open(path, "wb") as f:
         fig.savefig(f, format="png")
     return Path(path)
+
+
+def output_stems(paths: list[str]) -> list[str]:
+    """Output names: the file's stem, numbered (x_1, x_2) where stems repeat, never twice
+    (a/x.png, b/x.png and c/x_1.png give x_2, x_3 and x_1)."""
+    counts = Counter(Path(p).stem for p in paths)
+    taken = {stem for stem, n in counts.items() if n == 1}
+    out = []
+    for p in paths:
+        stem = Path(p).stem
+        if counts[stem] == 1:
+            out.append(stem)
+            continue
+        k = 1
+        while f"{stem}_{k}" in taken:
+            k += 1
+        taken.add(f"{stem}_{k}")
+        out.append(f"{stem}_{k}")
+    return out
+
+
+def cam_panels(
+    models: list[tuple[str, nn.Module]],
+    first: Any,
+    class_names: list[str],
+    class_index: int | None,
+    opacity: float,
+) -> list[list[tuple[str, Any]]]:
+    """Figure 7's panels: for each image of ``first`` (a batch read with the first model's
+    preprocessing), one (title, overlay) per (title, model), each model reading the images
+    its own way. ``class_names`` are the first model's."""
+    panels: list[list[tuple[str, Any]]] = [[] for _ in first.paths]
+    for n, (title, model) in enumerate(models):
+        batch = first if n == 0 else load_batch(first.paths, Preprocess.of(model))
+        cams = class_activation_maps(model, batch.tensor, class_index)
+        names = class_names if n == 0 else class_names_for(model, None)
+        for i, (cam, crop) in enumerate(zip(cams, batch.crops)):
+            label = names[cam.class_index] if cam.class_index < len(names) else ""
+            caption = f"{title}\n{label} ({cam.probability:.1%})"
+            panels[i].append((caption, overlay(crop, cam.map, opacity)))
+    return panels

@@ -2,7 +2,8 @@
 
 At inference a batch norm is a per-channel affine map, so it can be merged into the
 convolution before it (w' = w * g / sqrt(var + eps), b' = (b - mean) * g / sqrt(var + eps)
-+ beta). Folding is done here by hand over the (conv, bn) pairs our blocks name, rather
++ beta). Folding is done here by hand over the (conv, bn) pairs each block class declares
+(``conv_bn_pairs``; a batch norm left over is an error, never skipped), rather
 than with torch.fx / torch.ao fusion: those need a traceable graph and, for the "same"
 padding convs, lose the input-size-dependent padding; the pairs below are explicit and
 survive any forward().
@@ -21,29 +22,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from effnet.blocks import (
-    Bottleneck,
-    Conv2dSame,
-    ConvBnAct,
-    DepthwiseSeparable,
-    MBConv,
-    SqueezeExcite,
-    same_pad_amount,
-)
+from effnet.blocks import Conv2dSame, SqueezeExcite, same_pad_amount
 from effnet.errors import EffnetError
 from effnet.io import atomic_write_with
-from effnet.model import Network
-
-# (conv, bn) attribute pairs whose forward is bn(conv(x)), per module type
-CONV_BN_PAIRS: dict[type[nn.Module], tuple[tuple[str, str], ...]] = {
-    Network: (("conv_stem", "bn1"), ("conv_head", "bn2")),
-    MBConv: (("conv_pw", "bn1"), ("conv_dw", "bn2"), ("conv_pwl", "bn3")),
-    ConvBnAct: (("conv", "bn1"),),
-    DepthwiseSeparable: (("conv_dw", "bn1"), ("conv_pw", "bn2")),
-    Bottleneck: (
-        ("conv1", "bn1"), ("conv2", "bn2"), ("conv3", "bn3"), ("downsample.0", "downsample.1"),
-    ),
-}  # fmt: skip
+from effnet.memory import check_fits
 
 DEFAULT_OPSET = 17
 
@@ -85,11 +67,17 @@ def fold_bn(model: nn.Module, inplace: bool = False) -> nn.Module:
     model = model if inplace else copy.deepcopy(model)
     model.eval()
     for module in list(model.modules()):
-        for conv_name, bn_name in CONV_BN_PAIRS.get(type(module), ()):
+        for conv_name, bn_name in getattr(type(module), "conv_bn_pairs", ()):
             conv, bn = _submodule(module, conv_name), _submodule(module, bn_name)
             if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
                 fold_conv_bn(conv, bn)
                 _replace(module, bn_name, nn.Identity())
+    left = [name for name, m in model.named_modules() if isinstance(m, nn.BatchNorm2d)]
+    if left:  # a module whose class declares no conv_bn_pairs (effnet.blocks): never skip it
+        raise EffnetError(
+            f"cannot fold batch norm {left[0]} ({len(left)} in all): its module declares no "
+            "conv_bn_pairs"
+        )
     return model
 
 
@@ -124,6 +112,35 @@ class StaticSameConv(nn.Conv2d):
         return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
 
 
+class TracedSameConv(nn.Conv2d):
+    """A "same"-padding conv whose padding is computed inside the exported graph.
+
+    ``Conv2dSame`` takes Python ints from the input shape; traced, ``max(..., 0)`` and
+    ``if ph or pw`` turn the traced size into constants for one resolution. Here the
+    amount stays a tensor (Shape -> arithmetic -> Pad in ONNX), so one file runs at any
+    H x W. A stride-1 conv pads ``(k - 1) * d`` whatever the size, so it stays a constant.
+    """
+
+    def _amount(self, size: Any, axis: int) -> Any:
+        k, s, d = self.kernel_size[axis], self.stride[axis], self.dilation[axis]
+        if s == 1:
+            return (k - 1) * d
+        out = (size + s - 1) // s  # ceil that traces right (ONNX int Div truncates)
+        return torch.clamp(torch.as_tensor((out - 1) * s + (k - 1) * d + 1 - size), min=0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        ph, pw = self._amount(x.shape[-2], 0), self._amount(x.shape[-1], 1)
+        x = F.pad(x, [pw // 2, pw - pw // 2, ph // 2, ph - ph // 2])
+        return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+
+
+def trace_same_padding(model: nn.Module) -> None:
+    """Turn every dynamic "same" conv of ``model`` into a TracedSameConv (any input size)."""
+    for m in model.modules():
+        if type(m) is Conv2dSame:
+            m.__class__ = TracedSameConv
+
+
 def freeze_same_padding(model: nn.Module, in_chans: int, image_size: int) -> None:
     """Turn every dynamic "same" conv of ``model`` into a StaticSameConv for ``image_size``."""
     sizes: dict[nn.Module, tuple[int, int]] = {}
@@ -146,14 +163,19 @@ def freeze_same_padding(model: nn.Module, in_chans: int, image_size: int) -> Non
         c.pads = (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2)
 
 
-def deploy_form(model: nn.Module, image_size: int | None = None, fold: bool = True) -> nn.Module:
-    """An eval-mode copy for inference: BN folded, SE squeezes as pooling ops, and, given
-    ``image_size``, "same" padding fixed for that size (required for ONNX export)."""
+def deploy_form(
+    model: nn.Module, image_size: int | None = None, fold: bool = True, dynamic: bool = False
+) -> nn.Module:
+    """An eval-mode copy for inference: BN folded, SE squeezes as pooling ops, and "same"
+    padding either fixed for ``image_size`` or, with ``dynamic``, computed in the graph
+    (one of the two is needed for a correct ONNX export)."""
     model = fold_bn(model) if fold else copy.deepcopy(model).eval()
     for m in model.modules():
         if type(m) is SqueezeExcite:
             m.__class__ = PooledSqueezeExcite
-    if image_size is not None:
+    if dynamic:
+        trace_same_padding(model)
+    elif image_size is not None:
         freeze_same_padding(model, getattr(model, "in_chans", 3), image_size)
     return model
 
@@ -171,16 +193,23 @@ class Export:
     image_size: int
     dynamic_batch: bool
     max_abs_diff: float | None  # ORT vs eager PyTorch (unfolded); None if not validated
+    dynamic_size: bool = False  # any H x W (and batch) at run time
+    checks: tuple[tuple[tuple[int, ...], float], ...] = ()  # (input shape, max abs diff)
 
 
-def _metadata(model: nn.Module, image_size: int) -> dict[str, str]:
-    """The model's config travels inside the ONNX file, so a runner can preprocess right."""
+def _metadata(model: nn.Module, image_size: int, dynamic: bool = False) -> dict[str, str]:
+    """The model's config travels inside the ONNX file, so a runner can preprocess right.
+
+    A fixed-size file takes only the size it was traced at, so that becomes the
+    resolution; a dynamic one keeps the model's own (its preprocessing default).
+    """
     meta: dict[str, str] = {}
     arch = getattr(model, "arch", None)
     if arch is not None:
-        if arch.resolution != image_size:  # the file takes only the size it was exported at
+        if arch.resolution != image_size and not dynamic:
             arch = arch.replace(resolution=image_size)
         meta["effnet.arch"] = arch.to_json()
+    meta["effnet.dynamic_size"] = "true" if dynamic else "false"
     names = getattr(model, "class_names", None)
     if names:
         meta["effnet.class_names"] = json.dumps(list(names))
@@ -194,12 +223,20 @@ def torch_onnx_export(
     x: torch.Tensor,
     opset: int = DEFAULT_OPSET,
     dynamic_batch: bool = True,
+    dynamic_size: bool = False,
 ) -> None:
-    """torch.onnx.export with the TorchScript exporter (the dynamo one needs onnxscript)."""
+    """torch.onnx.export with the TorchScript exporter (the dynamo one needs onnxscript).
+
+    ``dynamic_size`` makes batch, height and width symbolic; the model must then compute
+    any size-dependent padding from tensors (``deploy_form(..., dynamic=True)``).
+    """
     axes = {"input": {0: "batch"}, "logits": {0: "batch"}} if dynamic_batch else None
+    if dynamic_size:
+        axes = {"input": {0: "batch", 2: "height", 3: "width"}, "logits": {0: "batch"}}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        warnings.filterwarnings("ignore", "Constant folding - Only steps=1", UserWarning)
         torch.onnx.export(
             model,
             (x,),
@@ -214,16 +251,29 @@ def torch_onnx_export(
 
 
 def _write_onnx(
-    model: nn.Module, tmp: str, x: torch.Tensor, opset: int, dynamic_batch: bool
+    model: nn.Module,
+    tmp: str,
+    x: torch.Tensor,
+    opset: int,
+    dynamic_batch: bool,
+    dynamic_size: bool = False,
 ) -> None:
+    # ONNX and ONNX Runtime load only when a model is exported or run in ONNX
     import onnx
 
-    torch_onnx_export(model, tmp, x, opset, dynamic_batch)
+    torch_onnx_export(model, tmp, x, opset, dynamic_batch, dynamic_size)
     proto = onnx.load(tmp)
-    for key, value in _metadata(model, x.shape[-1]).items():
+    for key, value in _metadata(model, x.shape[-1], dynamic_size).items():
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
     onnx.save(proto, tmp)
+
+
+def dynamic_check_shapes(size: int) -> list[tuple[int, int]]:
+    """The three (H, W) a dynamic export is checked at: the trace size, a larger odd
+    square and an odd non-square one, so both parities of every stride-2 "same" pad run."""
+    big, small = (size * 3 // 2) | 1, max(size // 2, 1) | 1
+    return [(size, size), (big, big), (small, big)]
 
 
 def export_onnx(
@@ -232,6 +282,7 @@ def export_onnx(
     *,
     image_size: int | None = None,
     dynamic_batch: bool = False,
+    dynamic_size: bool = False,
     opset: int = DEFAULT_OPSET,
     fold: bool = True,
     validate: bool = True,
@@ -243,28 +294,45 @@ def export_onnx(
     The export is traced at ``image_size`` (default: the architecture's resolution);
     validation feeds ``validation_input`` or ``batch`` random images (a different batch
     size than the trace when ``dynamic_batch``) and reports the max abs difference of the
-    logits.
+    logits. With ``dynamic_size`` the file takes any batch and H x W ("same" padding is
+    computed in the graph) and is checked at the three sizes of ``dynamic_check_shapes``.
     """
     if not 7 <= opset <= 23:
         raise EffnetError(f"--opset must be in 7..23, got {opset}")
+    if dynamic_size and opset < 11:
+        raise EffnetError(f"--dynamic needs opset >= 11 (Pad with computed amounts), got {opset}")
     size = image_size or getattr(getattr(model, "arch", None), "resolution", 224)
     in_chans = getattr(model, "in_chans", 3)
+    if size < 1:
+        raise EffnetError(f"export image size must be positive, got {size}")
+    sizes = dynamic_check_shapes(size) if dynamic_size else [(size, size)]
+    if getattr(model, "arch", None) is not None:
+        largest = max(max(hw) for hw in sizes)
+        check_fits(model.arch, getattr(model, "num_classes", 1000), in_chans, resolution=largest)
     model = model.eval()
-    deploy = deploy_form(model, size, fold=fold)
+    deploy = deploy_form(model, size, fold=fold, dynamic=dynamic_size)
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(1, in_chans, size, size, generator=gen)
     path = Path(path)
-    atomic_write_with(path, lambda tmp: _write_onnx(deploy, tmp, x, opset, dynamic_batch))
-    diff = None
+    atomic_write_with(
+        path, lambda tmp: _write_onnx(deploy, tmp, x, opset, dynamic_batch, dynamic_size)
+    )
+    checks: list[tuple[tuple[int, ...], float]] = []
     if validate:
-        n = batch if dynamic_batch else 1
-        x = torch.randn(n, in_chans, size, size, generator=gen)
-        diff = validate_onnx(path, model, x if validation_input is None else validation_input)
-    return Export(path, opset, size, dynamic_batch, diff)
+        n = batch if dynamic_batch or dynamic_size else 1
+        inputs = [torch.randn(n, in_chans, h, w, generator=gen) for h, w in sizes]
+        if validation_input is not None:
+            inputs[0] = validation_input
+        checks = [(tuple(v.shape), validate_onnx(path, model, v)) for v in inputs]
+    diff = max(d for _, d in checks) if checks else None
+    return Export(
+        path, opset, size, dynamic_batch or dynamic_size, diff, dynamic_size, tuple(checks)
+    )
 
 
 def validate_onnx(path: str | Path, model: nn.Module, x: torch.Tensor) -> float:
     """Max abs difference between ONNX Runtime on ``path`` and eager ``model`` on ``x``."""
+    # ONNX and ONNX Runtime load only when a model is exported or run in ONNX
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])

@@ -18,16 +18,10 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from effnet.arch import INTERPOLATIONS, preprocessing
 from effnet.errors import EffnetError
 
-_RESAMPLE = {
-    "bicubic": Image.Resampling.BICUBIC,
-    "bilinear": Image.Resampling.BILINEAR,
-    "nearest": Image.Resampling.NEAREST,
-    "lanczos": Image.Resampling.LANCZOS,
-    "box": Image.Resampling.BOX,
-    "hamming": Image.Resampling.HAMMING,
-}
+_RESAMPLE = {name: Image.Resampling[name.upper()] for name in INTERPOLATIONS}
 
 
 @dataclass(frozen=True)
@@ -48,6 +42,10 @@ class Preprocess:
             raise EffnetError(f"unknown interpolation {self.interpolation!r}")
         if not 0 < self.crop_pct <= 1:
             raise EffnetError(f"crop_pct must be in (0, 1], got {self.crop_pct}")
+        if len(self.mean) != len(self.std) or not all(s > 0 for s in self.std):
+            raise EffnetError(f"mean/std must match in length, std positive: {self.std}")
+        if self.resolution < 1:
+            raise EffnetError(f"resolution must be positive, got {self.resolution}")
 
     @classmethod
     def of(cls, model: object) -> Preprocess:
@@ -55,14 +53,9 @@ class Preprocess:
         arch = getattr(model, "arch", None)
         if arch is None:
             raise EffnetError("the model carries no architecture, so no preprocessing is known")
-        return cls(
-            resolution=arch.resolution,
-            crop_pct=arch.crop_pct,
-            interpolation=arch.interpolation,
-            mean=tuple(arch.mean),
-            std=tuple(arch.std),
-            in_chans=getattr(model, "in_chans", 3),
-        )
+        fields = preprocessing(arch)
+        fields["mean"], fields["std"] = tuple(fields["mean"]), tuple(fields["std"])
+        return cls(**fields, in_chans=getattr(model, "in_chans", 3))
 
     @property
     def mode(self) -> str:
@@ -80,6 +73,23 @@ class Preprocess:
         return mean, std
 
 
+# An image file may claim any size in a few bytes: a 109 KB PNG of 30000x30000 pixels, or
+# 2 KB of 1x1,000,000 whose shorter side resized to 256 is 65 billion pixels.
+MAX_PIXELS = 8192 * 8192
+MAX_ASPECT = 100  # longer side / shorter side
+
+
+def check_image_size(size: tuple[int, int], path: str | Path) -> None:
+    """Refuse, from the header's size and before decoding, what would exhaust memory."""
+    w, h = size
+    if w < 1 or h < 1 or w * h > MAX_PIXELS:
+        raise EffnetError(f"{path}: {w}x{h} pixels is too large to decode (max {MAX_PIXELS:,})")
+    if max(w, h) > MAX_ASPECT * min(w, h):
+        raise EffnetError(
+            f"{path}: {w}x{h} pixels is too elongated to decode (aspect ratio over {MAX_ASPECT})"
+        )
+
+
 def open_image(path: str | Path, mode: str = "RGB") -> Image.Image:
     """The image at ``path`` in ``mode``; any Pillow mode (P, LA, RGBA, CMYK, I;16...) works.
 
@@ -87,13 +97,19 @@ def open_image(path: str | Path, mode: str = "RGB") -> Image.Image:
     Raises EffnetError naming the file when it is missing or not a readable image.
     """
     p = Path(path)
+    if p.is_dir():
+        raise EffnetError(f"{p}: is a folder, not an image file")
     if not p.is_file():
         raise EffnetError(f"{p}: no such image file")
     try:
         with Image.open(p) as img:
+            check_image_size(img.size, p)
             img.load()
             return _convert(img, mode)
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
+    except (
+        UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError,
+        MemoryError,
+    ) as e:  # fmt: skip
         raise EffnetError(f"{p}: not a readable image ({type(e).__name__}: {e})") from None
 
 

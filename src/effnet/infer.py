@@ -24,7 +24,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from effnet.arch import Architecture
 from effnet.errors import EffnetError
+from effnet.export import deploy_form, torch_onnx_export
+from effnet.hub import create_model
+from effnet.images import Preprocess, load_batch
+from effnet.weights import from_pretrained
 
 Backend = Literal["auto", "onnxruntime", "torch", "eager"]
 BACKENDS = ("auto", "onnxruntime", "torch", "eager")
@@ -58,12 +63,9 @@ def load_model(
     if p.is_dir() and (p / "config.json").is_file():
         if weights is not None or overrides:
             raise EffnetError(f"{p} is a saved model; --weights and scaling options do not apply")
-        from effnet.weights import from_pretrained
 
         model = from_pretrained(p)
     else:
-        from effnet.registry import create_model
-
         model = create_model(
             str(model_or_dir),
             num_classes=1000 if num_classes is None else num_classes,
@@ -81,6 +83,8 @@ def read_class_names(path: str | Path) -> list[str]:
         names = [line.strip() for line in p.read_text(encoding="utf-8").splitlines()]
     except OSError as e:
         raise EffnetError(f"cannot read class names from {p}: {e.strerror}") from None
+    except UnicodeDecodeError:
+        raise EffnetError(f"class names file {p} is not UTF-8 text") from None
     names = [n for n in names if n]
     if not names:
         raise EffnetError(f"{p} holds no class names")
@@ -108,6 +112,7 @@ def _set_threads(threads: int | None) -> int:
 
 def onnx_session(source: str | Path | bytes, threads: int | None = None) -> Any:
     """An ONNX Runtime CPU session with all graph optimisations and ``threads`` intra-op."""
+    # ONNX and ONNX Runtime load only when a model is exported or run in ONNX
     import onnxruntime as ort
 
     so = ort.SessionOptions()
@@ -116,12 +121,19 @@ def onnx_session(source: str | Path | bytes, threads: int | None = None) -> Any:
     so.inter_op_num_threads = 1
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     src = source if isinstance(source, bytes) else str(source)
-    return ort.InferenceSession(src, so, providers=["CPUExecutionProvider"])
+    try:
+        return ort.InferenceSession(src, so, providers=["CPUExecutionProvider"])
+    except Exception as e:  # ORT's own types (InvalidProtobuf, Fail) derive from Exception
+        if isinstance(source, bytes):
+            raise
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        raise EffnetError(
+            f"{source}: not a readable ONNX model ({type(e).__name__}: {first})"
+        ) from None
 
 
 def onnx_bytes(model: nn.Module, image_size: int, opset: int = 17) -> bytes:
     """The deployment form of ``model`` as ONNX bytes, dynamic in the batch dimension."""
-    from effnet.export import deploy_form, torch_onnx_export
 
     deploy = deploy_form(model, image_size)
     x = torch.zeros(1, getattr(model, "in_chans", 3), image_size, image_size)
@@ -134,7 +146,6 @@ class TorchPath:
     """BN folded, channels_last, traced and frozen once per input shape, inference_mode."""
 
     def __init__(self, model: nn.Module, freeze: bool = True) -> None:
-        from effnet.export import deploy_form
 
         self.model = deploy_form(model).to(memory_format=torch.channels_last)
         self.freeze = freeze
@@ -203,13 +214,14 @@ class Runner:
             raise EffnetError(f"{p}: no such ONNX file")
         runner = cls(backend="onnxruntime", threads=threads, onnx_path=p)
         meta = runner._session.get_modelmeta().custom_metadata_map
-        if "effnet.class_names" in meta:
-            runner.class_names = json.loads(meta["effnet.class_names"])
-        if "effnet.arch" in meta:
-            from effnet.arch import Architecture
-
-            runner.arch = Architecture.from_json(meta["effnet.arch"])
-        runner.in_chans = int(meta.get("effnet.in_chans", 3))
+        try:
+            if "effnet.class_names" in meta:
+                runner.class_names = [str(n) for n in json.loads(meta["effnet.class_names"])]
+            if "effnet.arch" in meta:
+                runner.arch = Architecture.from_json(meta["effnet.arch"])
+            runner.in_chans = int(meta.get("effnet.in_chans", 3))
+        except (EffnetError, ValueError, TypeError, RecursionError) as e:
+            raise EffnetError(f"{p}: bad effnet metadata ({e})") from None
         return runner
 
     def _ort(self, x: torch.Tensor) -> torch.Tensor:
@@ -265,3 +277,18 @@ class Guess:
     index: int
     label: str
     probability: float
+
+
+def predict_files(
+    runner: Runner, paths: list[str], top_k: int, batch_size: int
+) -> tuple[list[tuple[str, Any]], list[tuple[str, str]]]:
+    """Top-k classes of image files, read in batches with the runner's preprocessing:
+    ([(path, guesses)], [(path, why it could not be read)]); bad files never stop the rest."""
+    pre = Preprocess.of(runner)
+    results, failed = [], []
+    for i in range(0, len(paths), batch_size):
+        batch = load_batch(paths[i : i + batch_size], pre)
+        failed.extend(batch.failed)
+        if batch.paths:
+            results.extend(zip(batch.paths, runner.top_k(batch.tensor, top_k)))
+    return results, failed

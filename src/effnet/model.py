@@ -2,46 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint_sequential
 
-from effnet.arch import Architecture, Block, Stage
-from effnet.blocks import (
-    Bottleneck,
-    ConvBnAct,
-    DepthwiseSeparable,
-    MBConv,
-    activation,
-    batch_norm,
-    conv,
-    init_weights,
-)
+from effnet.arch import Architecture
+from effnet.blocks import ConvBnPairs, activation, batch_norm, conv, init_weights, make_block
 from effnet.errors import EffnetError
-
-
-def make_block(arch: Architecture, s: Stage, cin: int, stride: int, drop_path: float) -> nn.Module:
-    """One block of a stage; the only place that maps a block type to its module."""
-    common = dict(act=arch.activation, norm=arch.norm, padding=arch.padding)
-    if s.block is Block.MBCONV:
-        return MBConv(
-            cin, s.out_channels, s.kernel, stride, s.expand, s.se, s.skip, drop_path=drop_path,
-            **common,
-        )  # fmt: skip
-    if s.block is Block.CONV:
-        return ConvBnAct(
-            cin, s.out_channels, s.kernel, stride, s.skip, drop_path=drop_path, **common
-        )
-    if s.block is Block.DSCONV:
-        return DepthwiseSeparable(cin, s.out_channels, s.kernel, stride, **common)
-    if s.block is Block.BOTTLENECK:
-        return Bottleneck(
-            cin, s.out_channels, s.kernel, stride, s.expand, drop_path=drop_path, **common
-        )
-    raise EffnetError(f"{arch.name}: no module for block type {s.block!r}")
+from effnet.memory import check_build
 
 
 class Network(nn.Module):
@@ -51,6 +21,8 @@ class Network(nn.Module):
     classifies, ``forward_pyramid`` returns the stride-2/4/8/16/32 maps (detection and
     segmentation backbones); with ``features_only=True`` ``forward`` returns those.
     """
+
+    conv_bn_pairs: ClassVar[ConvBnPairs] = (("conv_stem", "bn1"), ("conv_head", "bn2"))
 
     def __init__(
         self,
@@ -121,14 +93,6 @@ class Network(nn.Module):
             info.insert(0, dict(stage=-1, num_chs=self.arch.stem.out_channels,
                                 reduction=self.arch.stem.stride))  # fmt: skip
         return info
-
-    def save_pretrained(
-        self, directory: str | Path, class_names: list[str] | None = None, overwrite: bool = False
-    ) -> Path:
-        """config.json + model.safetensors in ``directory`` (effnet.weights.save_pretrained)."""
-        from effnet.weights import save_pretrained
-
-        return save_pretrained(self, directory, class_names=class_names, overwrite=overwrite)
 
     def set_grad_checkpointing(self, enable: bool = True) -> None:
         """Recompute each stage's activations in backward instead of storing them."""
@@ -201,5 +165,10 @@ class Network(nn.Module):
 def build(
     arch: Architecture, num_classes: int = 1000, in_chans: int = 3, features_only: bool = False
 ) -> Network:
-    """The nn.Module for ``arch`` (weights initialised as in the official code)."""
+    """The nn.Module for ``arch`` (weights initialised as in the official code).
+
+    Refuses (EffnetError) a model that cannot fit in this machine's memory, before allocating.
+    """
+
+    check_build(arch, num_classes, in_chans)
     return Network(arch, num_classes=num_classes, in_chans=in_chans, features_only=features_only)

@@ -8,6 +8,7 @@ exact but dispatches every op through Python: budget fitting counts hundreds of 
 
 from __future__ import annotations
 
+import copy
 import functools
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -15,7 +16,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from effnet import paper
 from effnet.arch import Architecture
+from effnet.model import Network, build
+from effnet.registry import get_arch
 
 
 @dataclass(frozen=True)
@@ -93,14 +97,12 @@ def activation_bytes(model: nn.Module, resolution: int, in_chans: int | None = N
 
 def _on_meta(model: nn.Module) -> nn.Module:
     """The same network with meta tensors (shapes only); the real weights are not copied."""
-    from effnet.model import Network, build
 
     if next(model.parameters()).device.type == "meta":
         return model
     if isinstance(model, Network):
         with torch.device("meta"):
             return build(model.arch, num_classes=model.num_classes, in_chans=model.in_chans)
-    import copy
 
     return copy.deepcopy(model).to("meta")
 
@@ -109,7 +111,6 @@ def profile_arch(
     arch: Architecture, resolution: int | None = None, num_classes: int = 1000, in_chans: int = 3
 ) -> Profile:
     """Profile an architecture at ``resolution`` (its own by default) on the meta device."""
-    from effnet.model import build
 
     res = resolution or arch.resolution
     with torch.device("meta"):
@@ -133,7 +134,6 @@ def profile(model: nn.Module, resolution: int) -> Profile:
 
 
 def _meta_model(arch: Architecture) -> nn.Module:
-    from effnet.model import build
 
     with torch.device("meta"):
         return build(arch)
@@ -142,7 +142,6 @@ def _meta_model(arch: Architecture) -> nn.Module:
 @functools.lru_cache(maxsize=4096)
 def arch_macs(arch: Architecture, num_classes: int = 1000, in_chans: int = 3) -> int:
     """Multiply-adds of one image at the architecture's resolution, with the given head."""
-    from effnet.model import build
 
     with torch.device("meta"):
         model = build(arch, num_classes=num_classes, in_chans=in_chans)
@@ -162,7 +161,6 @@ def params_of(arch: Architecture) -> float:
 
 def params_and_macs(arch: Architecture, num_classes: int = 1000) -> tuple[int, int]:
     """(parameters, multiply-adds) at the architecture's own resolution; one meta build."""
-    from effnet.model import build
 
     with torch.device("meta"):
         model = build(arch, num_classes=num_classes)
@@ -171,18 +169,13 @@ def params_and_macs(arch: Architecture, num_classes: int = 1000) -> tuple[int, i
 
 def family_table(names: list[str]) -> list[dict[str, Any]]:
     """Table 2 of the paper for the named models, measured, with the published figures."""
-    from effnet.families import efficientnet, mobilenet, resnet
-    from effnet.registry import get_arch
 
-    published = {
-        **{k: (*v, None) for k, v in {**mobilenet.PUBLISHED, **resnet.PUBLISHED}.items()},
-        **efficientnet.PAPER_TABLE2,
-    }
+    published = {**{k: (*v, None) for k, v in paper.BASELINES.items()}, **paper.TABLE2}
     rows = []
     for name in names:
         arch = get_arch(name)
         params, macs = params_and_macs(arch)
-        paper = published.get(name.removeprefix("tf_"), (None, None, None))
+        figures = published.get(name.removeprefix("tf_"), (None, None, None))
         rows.append(
             dict(
                 model=name,
@@ -192,9 +185,9 @@ def family_table(names: list[str]) -> list[dict[str, Any]]:
                 dropout=arch.dropout,
                 params=params,
                 macs=macs,
-                paper_params_m=paper[0],
-                paper_macs_b=paper[1],
-                paper_top1=paper[2],
+                paper_params_m=figures[0],
+                paper_macs_b=figures[1],
+                paper_top1=figures[2],
             )  # fmt: skip
         )
     return rows

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Self
 
 from effnet.errors import EffnetError
+from effnet.io import atomic_write_text
 
 
 def checked_fields(cls: type, data: Any, where: str) -> dict[str, Any]:
@@ -22,9 +23,10 @@ def checked_fields(cls: type, data: Any, where: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise EffnetError(f"{where}: expected an object, got {type(data).__name__}")
     names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
+    unknown = sorted((k for k in data if k not in names), key=str)
     if unknown:
-        raise EffnetError(f"{where}: unknown field(s) {', '.join(unknown)}")
+        shown = (k if isinstance(k, str) and k.isidentifier() else repr(k) for k in unknown)
+        raise EffnetError(f"{where}: unknown field(s) {', '.join(shown)}")
     return dict(data)
 
 
@@ -57,6 +59,8 @@ class Record:
             data = json.loads(text)
         except json.JSONDecodeError as e:
             raise EffnetError(f"{cls.KIND} JSON is malformed: {e}") from None
+        except RecursionError:
+            raise EffnetError(f"{cls.KIND} JSON is nested too deeply") from None
         return cls.from_dict(data)
 
     @classmethod
@@ -66,12 +70,13 @@ class Record:
             text = p.read_text()
         except OSError as e:
             raise EffnetError(f"cannot read {cls.KIND} file {p}: {e.strerror}") from None
+        except UnicodeDecodeError as e:
+            raise EffnetError(f"{cls.KIND} file {p} is not UTF-8 text (byte {e.start})") from None
         try:
             return cls.from_json(text)
         except EffnetError as e:
             raise EffnetError(f"{p}: {e}") from None
 
     def save(self, path: str | Path) -> Path:
-        from effnet.io import atomic_write_text
 
         return atomic_write_text(path, self.to_json() + "\n")

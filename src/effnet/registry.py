@@ -1,4 +1,7 @@
-"""Model names -> architectures (a plain dict built from families/), and create_model."""
+"""Model names -> architectures: a plain dict built from families/ (no torch).
+
+``effnet.hub.create_model`` builds them.
+"""
 
 from __future__ import annotations
 
@@ -8,15 +11,18 @@ from typing import Any
 
 from effnet.arch import Architecture
 from effnet.errors import EffnetError
-from effnet.families import efficientnet, mobilenet, resnet
+from effnet.families import efficientnet, efficientnetv2, lite, mobilenet, resnet
+from effnet.scaling import ALPHA, BETA, GAMMA, scale, scale_phi
 
 ARCHITECTURES: dict[str, Callable[[], Architecture]] = {
     **efficientnet.ARCHITECTURES,
+    **efficientnetv2.ARCHITECTURES,
+    **lite.ARCHITECTURES,
     **mobilenet.ARCHITECTURES,
     **resnet.ARCHITECTURES,
 }
 
-# fields of Architecture that create_model / get_arch accept as overrides
+# fields of Architecture that get_arch (and so create_model) accept as overrides
 _ARCH_FIELDS = {"resolution", "dropout", "drop_path", "activation", "padding", "norm"}
 _SCALE_KEYS = {"depth", "width", "resolution_mult", "phi", "alpha", "beta", "gamma"}
 
@@ -31,7 +37,6 @@ def get_arch(name_or_path: str | Path | Architecture, **overrides: Any) -> Archi
     Scaling keys: ``depth``, ``width``, ``resolution_mult`` (multipliers) or ``phi`` (with
     optional ``alpha``, ``beta``, ``gamma``); other keys replace architecture fields.
     """
-    from effnet.scaling import ALPHA, BETA, GAMMA, scale, scale_phi
 
     if isinstance(name_or_path, Architecture):
         arch = name_or_path
@@ -54,32 +59,13 @@ def get_arch(name_or_path: str | Path | Architecture, **overrides: Any) -> Archi
             arch,
             depth=float(s.get("depth") or 1.0),
             width=float(s.get("width") or 1.0),
-            resolution=float(s.get("resolution_mult") or 1.0),
+            resolution_mult=float(s.get("resolution_mult") or 1.0),
         )
     fields = {k: v for k, v in overrides.items() if v is not None}
+    pixels = fields.get("resolution")
+    if isinstance(pixels, float):  # pixels are whole numbers: 2.0 is the paper's r = 2
+        raise EffnetError(
+            f"resolution is the input size in pixels, got {pixels!r}; for the paper's "
+            f"resolution multiplier r use resolution_mult={pixels!r}"
+        )
     return arch.replace(**fields) if fields else arch
-
-
-def create_model(
-    name: str | Path | Architecture,
-    num_classes: int = 1000,
-    in_chans: int = 3,
-    pretrained: str | Path | None = None,
-    features_only: bool = False,
-    **overrides: Any,
-) -> Any:
-    """Build a model by name (``efficientnet_b0`` ...), architecture JSON file or object.
-
-    ``overrides`` scale the architecture (``depth=``, ``width=``, ``resolution_mult=``,
-    ``phi=``) or replace fields (``dropout=``, ``drop_path=``, ``resolution=``,
-    ``padding=``, ...). ``pretrained`` is a local weights file or directory.
-    """
-    from effnet.model import build
-
-    arch = get_arch(name, **overrides)
-    model = build(arch, num_classes=num_classes, in_chans=in_chans, features_only=features_only)
-    if pretrained is not None:
-        from effnet.weights import load_pretrained
-
-        load_pretrained(model, pretrained)
-    return model

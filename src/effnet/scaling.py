@@ -11,12 +11,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import Any
 
 from effnet.arch import Architecture
 from effnet.errors import EffnetError
 
-# The paper's grid-search result for B0 (section 4).
-ALPHA, BETA, GAMMA = 1.2, 1.1, 1.15
+# The paper's grid-search result for B0 (section 4): the one place these numbers are written.
+PAPER_COEFFICIENTS = (1.2, 1.1, 1.15)  # alpha (depth), beta (width), gamma (resolution)
+ALPHA, BETA, GAMMA = PAPER_COEFFICIENTS
 
 
 def round_filters(channels: int, width: float, divisor: int = 8) -> int:
@@ -29,7 +31,7 @@ def round_filters(channels: int, width: float, divisor: int = 8) -> int:
     """
     if width <= 0:
         raise EffnetError(f"width multiplier must be positive, got {width}")
-    scaled = channels * width
+    scaled = _finite(channels * width, f"{channels} channels x width {width:g}")
     new = max(divisor, int(scaled + divisor / 2) // divisor * divisor)
     if new < 0.9 * scaled:
         new += divisor
@@ -40,13 +42,20 @@ def round_repeats(layers: int, depth: float) -> int:
     """Scale a stage's layer count by ``depth``, rounding up (never below one layer)."""
     if depth <= 0:
         raise EffnetError(f"depth multiplier must be positive, got {depth}")
-    return max(1, int(math.ceil(layers * depth)))
+    return max(1, int(math.ceil(_finite(layers * depth, f"{layers} layers x depth {depth:g}"))))
 
 
 def round_resolution(resolution: int, multiplier: float) -> int:
     if multiplier <= 0:
         raise EffnetError(f"resolution multiplier must be positive, got {multiplier}")
-    return max(1, int(round(resolution * multiplier)))
+    scaled = _finite(resolution * multiplier, f"{resolution} px x resolution {multiplier:g}")
+    return max(1, int(round(scaled)))
+
+
+def _finite(value: float, what: str) -> float:
+    if not math.isfinite(value):
+        raise EffnetError(f"{what} overflows: the multiplier is far too large")
+    return value
 
 
 def constraint(alpha: float, beta: float, gamma: float) -> float:
@@ -62,6 +71,8 @@ def check_coefficients(
         if not math.isfinite(v) or v < 1:
             raise EffnetError(f"{name} must be a finite number >= 1, got {v}")
     if tolerance is not None:
+        if not (math.isfinite(tolerance) and tolerance >= 0):
+            raise EffnetError(f"tolerance must be a finite number >= 0, got {tolerance}")
         c = constraint(alpha, beta, gamma)
         if abs(c - 2.0) > tolerance:
             raise EffnetError(
@@ -84,25 +95,40 @@ def compound(
     if not math.isfinite(phi):
         raise EffnetError(f"phi must be a finite number, got {phi}")
     check_coefficients(alpha, beta, gamma, tolerance)
-    return alpha**phi, beta**phi, gamma**phi
+    try:
+        return alpha**phi, beta**phi, gamma**phi
+    except OverflowError:
+        raise EffnetError(
+            f"phi {phi:g} is far too large: {max(alpha, beta, gamma):g}^{phi:g} overflows"
+        ) from None
 
 
 def scale(
     arch: Architecture,
     depth: float = 1.0,
     width: float = 1.0,
-    resolution: float = 1.0,
+    resolution_mult: float = 1.0,
     name: str | None = None,
+    *,
+    resolution: Any = None,
 ) -> Architecture:
     """A new architecture with depth, width and resolution multiplied (rounded as published).
+
+    ``resolution_mult`` is the paper's r (a multiplier); ``arch.resolution`` is in pixels, and
+    the old spelling ``resolution=`` for the multiplier is refused with the new name.
 
     Scaling by (1, 1, 1) is the identity. Multipliers compose in the provenance fields
     ``arch.width`` / ``arch.depth``; channel rounding is applied to the given arch.
     """
-    for label, v in (("depth", depth), ("width", width), ("resolution", resolution)):
+    if resolution is not None:
+        raise EffnetError(
+            f"scale() takes the resolution multiplier as resolution_mult={resolution!r}; "
+            "resolution means pixels (arch.replace(resolution=N))"
+        )
+    for label, v in (("depth", depth), ("width", width), ("resolution", resolution_mult)):
         if not (isinstance(v, int | float) and math.isfinite(v) and v > 0):
             raise EffnetError(f"{label} multiplier must be a positive number, got {v}")
-    if (depth, width, resolution) == (1.0, 1.0, 1.0) and name is None:
+    if (depth, width, resolution_mult) == (1.0, 1.0, 1.0) and name is None:
         return arch
     div = arch.divisor
 
@@ -126,11 +152,11 @@ def scale(
     )
     stem = replace(arch.stem, out_channels=channels(arch.stem.out_channels, arch.stem.scale_width))
     return arch.replace(
-        name=name or _scaled_name(arch.name, depth, width, resolution),
+        name=name or _scaled_name(arch.name, depth, width, resolution_mult),
         stages=stages,
         stem=stem,
         head=head,
-        resolution=round_resolution(arch.resolution, resolution),
+        resolution=round_resolution(arch.resolution, resolution_mult),
         width=arch.width * width,
         depth=arch.depth * depth,
     )
@@ -146,7 +172,7 @@ def scale_phi(
 ) -> Architecture:
     """Compound scaling: ``scale`` with the multipliers of ``compound(phi, ...)``."""
     d, w, r = compound(phi, alpha, beta, gamma, tolerance)
-    return scale(arch, depth=d, width=w, resolution=r, name=f"{arch.name}-phi{phi:g}")
+    return scale(arch, depth=d, width=w, resolution_mult=r, name=f"{arch.name}-phi{phi:g}")
 
 
 def _scaled_name(base: str, depth: float, width: float, resolution: float) -> str:
@@ -186,8 +212,8 @@ def fit(
     Cost must grow with x; rounding makes it a staircase, so the search bisects on the
     step where cost crosses the target and then picks a side.
     """
-    if target <= 0:
-        raise EffnetError(f"budget must be positive, got {target}")
+    if not (math.isfinite(target) and target > 0):
+        raise EffnetError(f"budget must be a positive finite number, got {target}")
     if mode not in ("below", "nearest"):
         raise EffnetError(f"fit mode must be 'below' or 'nearest', got {mode!r}")
 
@@ -240,3 +266,72 @@ def fit_budget(
         *phi_range,
         mode=mode,
     )
+
+
+def nearest_phi(
+    depth: float,
+    width: float,
+    resolution_mult: float,
+    alpha: float = ALPHA,
+    beta: float = BETA,
+    gamma: float = GAMMA,
+) -> float:
+    """The phi whose (alpha^phi, beta^phi, gamma^phi) is nearest to the given multipliers,
+    in least squares on their logarithms (each dimension counts alike, as a ratio)."""
+    check_coefficients(alpha, beta, gamma)
+    pairs = [(depth, alpha), (width, beta), (resolution_mult, gamma)]
+    for value, _ in pairs:
+        if not (math.isfinite(value) and value > 0):
+            raise EffnetError(f"multipliers must be positive numbers, got {value}")
+    num = sum(math.log(v) * math.log(c) for v, c in pairs)
+    den = sum(math.log(c) ** 2 for _, c in pairs)
+    if den == 0:
+        raise EffnetError("alpha, beta and gamma are all 1: every phi gives the same network")
+    return num / den
+
+
+def formula_rows(
+    released: dict[str, tuple[float, float, int, float]],
+    base_resolution: int,
+    alpha: float = ALPHA,
+    beta: float = BETA,
+    gamma: float = GAMMA,
+) -> list[dict[str, float | str]]:
+    """For each released model (name -> width, depth, pixels, dropout) in order, its
+    multipliers beside the formula's at phi = its index (B1 -> 1, ...), and the phi its
+    multipliers match best: how the released coefficients follow from the formula."""
+    rows: list[dict[str, float | str]] = []
+    for phi, (name, (width, depth, pixels, _)) in enumerate(released.items()):
+        r = pixels / base_resolution
+        d_phi, w_phi, r_phi = compound(phi, alpha, beta, gamma)
+        rows.append(
+            dict(
+                model=name,
+                phi=phi,
+                depth=depth,
+                width=width,
+                resolution=pixels,
+                resolution_mult=r,
+                formula_depth=d_phi,
+                formula_width=w_phi,
+                formula_resolution=base_resolution * r_phi,
+                nearest_phi=nearest_phi(depth, width, r, alpha, beta, gamma),
+            )  # fmt: skip
+        )
+    return rows
+
+
+def effective_multipliers(base: Architecture, scaled: Architecture) -> tuple[float, float, float]:
+    """What a scaling did once rounded: (depth, width, resolution) of ``scaled`` over ``base``.
+
+    Depth is the ratio of blocks; width the geometric mean of the stages' channel ratios;
+    resolution the ratio of pixels. Rounding layers up and channels to multiples of 8 can
+    take these far from the nominal multipliers on small networks (a one-layer stage at
+    depth 1.2 becomes two layers), which is what a study's comparison really measures.
+    """
+    if len(base.stages) != len(scaled.stages):
+        raise EffnetError(f"{scaled.name} has other stages than {base.name}: not a scaling of it")
+    depth = scaled.num_blocks / base.num_blocks
+    ratios = [t.out_channels / b.out_channels for b, t in zip(base.stages, scaled.stages)]
+    width = math.exp(sum(math.log(r) for r in ratios) / len(ratios))
+    return depth, width, scaled.resolution / base.resolution

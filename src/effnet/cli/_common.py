@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from effnet.errors import EffnetError
+from effnet.scaling import ALPHA, BETA, GAMMA
 
 
 def positive_float(text: str) -> float:
@@ -20,28 +21,51 @@ def positive_float(text: str) -> float:
     return v
 
 
+def positive_int(text: str) -> int:
+    """argparse type: a whole number >= 1 (``--num-classes 0`` would rank feature channels)."""
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
+    return v
+
+
 def add_scaling_args(p: argparse.ArgumentParser) -> None:
-    """--phi (with --alpha/--beta/--gamma) or --width/--depth/--resolution multipliers."""
+    """--phi (with --alpha/--beta/--gamma) or --width/--depth/--resolution-mult multipliers;
+    --image-size in pixels. ``resolution`` always means pixels, as in the JSON files."""
     g = p.add_argument_group("scaling")
     g.add_argument("--phi", type=float, help="compound coefficient (any real number)")
-    g.add_argument("--alpha", type=float, help="depth base (default 1.2)")
-    g.add_argument("--beta", type=float, help="width base (default 1.1)")
-    g.add_argument("--gamma", type=float, help="resolution base (default 1.15)")
+    g.add_argument("--alpha", type=float, help=f"depth base (default {ALPHA})")
+    g.add_argument("--beta", type=float, help=f"width base (default {BETA})")
+    g.add_argument("--gamma", type=float, help=f"resolution base (default {GAMMA})")
     g.add_argument("--width", type=float, help="width multiplier")
     g.add_argument("--depth", type=float, help="depth multiplier")
-    g.add_argument("--resolution", type=float, help="resolution multiplier (2 = twice the size)")
-    g.add_argument("--image-size", type=int, help="absolute input resolution in pixels")
+    g.add_argument(
+        "--resolution-mult", type=float, help="resolution multiplier, the paper's r (2 = twice)"
+    )
+    g.add_argument("--image-size", type=int, help="input resolution in pixels")
+    g.add_argument("--resolution", type=_ambiguous_resolution, help=argparse.SUPPRESS)
+
+
+def _ambiguous_resolution(text: str) -> float:
+    raise argparse.ArgumentTypeError(
+        f"is ambiguous ({text}): give --resolution-mult {text} for the paper's multiplier r, "
+        f"or --image-size N for pixels"
+    )
 
 
 def scaling_overrides(args: argparse.Namespace) -> dict[str, Any]:
-    for name in ("width", "depth", "resolution"):
+    for name in ("width", "depth", "resolution_mult"):
         v = getattr(args, name)
         if v is not None and not v > 0:
-            raise EffnetError(f"--{name} must be a positive multiplier, got {v}")
+            flag = name.replace("_", "-")
+            raise EffnetError(f"--{flag} must be a positive multiplier, got {v}")
     if args.phi is not None and any(
-        getattr(args, k) is not None for k in ("width", "depth", "resolution")
+        getattr(args, k) is not None for k in ("width", "depth", "resolution_mult")
     ):
-        raise EffnetError("give either --phi or --width/--depth/--resolution, not both")
+        raise EffnetError("give either --phi or --width/--depth/--resolution-mult, not both")
     out: dict[str, Any] = dict(
         phi=args.phi,
         alpha=args.alpha,
@@ -49,7 +73,7 @@ def scaling_overrides(args: argparse.Namespace) -> dict[str, Any]:
         gamma=args.gamma,
         width=args.width,
         depth=args.depth,
-        resolution_mult=args.resolution,
+        resolution_mult=args.resolution_mult,
     )
     if args.image_size is not None:
         out["resolution"] = args.image_size

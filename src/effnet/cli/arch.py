@@ -4,17 +4,32 @@ from __future__ import annotations
 
 import argparse
 
-from effnet.arch import render_table
+from effnet.arch import Architecture, render_table
 from effnet.cli._common import add_scaling_args, print_json, refuse_overwrite, scaling_overrides
 from effnet.errors import EffnetError
+from effnet.memory import check_fits
 from effnet.profile import family_table, params_and_macs, profile_arch
 from effnet.registry import get_arch, list_models
-from effnet.scaling import check_coefficients, constraint, fit_budget
+from effnet.scaling import (
+    ALPHA,
+    BETA,
+    GAMMA,
+    check_coefficients,
+    compound,
+    constraint,
+    fit_budget,
+    formula_rows,
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("models", help="list the named models (Table 2 of the paper)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument(
+        "--formula",
+        action="store_true",
+        help="B0-B8 and L2's released coefficients beside alpha^phi, beta^phi, gamma^phi",
+    )
     p.set_defaults(func=cmd_models)
 
     p = sub.add_parser("describe", help="print an architecture as the paper's Table 1")
@@ -28,9 +43,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("scale", help="compound-scale a baseline by phi or to a budget")
     p.add_argument("model", nargs="?", default="efficientnet_b0", help="baseline (default B0)")
     p.add_argument("--phi", type=float, help="compound coefficient")
-    p.add_argument("--alpha", type=float, default=1.2)
-    p.add_argument("--beta", type=float, default=1.1)
-    p.add_argument("--gamma", type=float, default=1.15)
+    p.add_argument("--alpha", type=float, default=ALPHA, help=f"depth base (default {ALPHA})")
+    p.add_argument("--beta", type=float, default=BETA, help=f"width base (default {BETA})")
+    p.add_argument("--gamma", type=float, default=GAMMA, help=f"resolution base (default {GAMMA})")
     p.add_argument(
         "--tolerance",
         type=float,
@@ -47,6 +62,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
+    if args.formula:
+        return _formula(args)
     rows = family_table(list_models())
     if args.json:
         print_json(rows)
@@ -63,8 +80,27 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
-def _totals(arch: object) -> str:
-    p = profile_arch(arch)  # type: ignore[arg-type]
+def _formula(args: argparse.Namespace) -> int:
+    from effnet.families.efficientnet import B0, RELEASED
+
+    rows = formula_rows(RELEASED, B0.resolution)
+    if args.json:
+        print_json(rows)
+        return 0
+    print(f"alpha, beta, gamma = {ALPHA}, {BETA}, {GAMMA}; released model k beside phi = k")
+    print("| model | depth | alpha^phi | width | beta^phi | px | 224 gamma^phi | nearest phi |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(
+            f"| {r['model']} (phi {r['phi']}) | {r['depth']:g} | {r['formula_depth']:.2f} | "
+            f"{r['width']:g} | {r['formula_width']:.2f} | {r['resolution']} | "
+            f"{r['formula_resolution']:.0f} | {r['nearest_phi']:.2f} |"
+        )
+    return 0
+
+
+def _totals(arch: Architecture) -> str:
+    p = profile_arch(arch)
     return (
         f"params {p.params:,} ({p.params / 1e6:.2f}M)  multiply-adds {p.macs:,} "
         f"({p.macs / 1e9:.3f}B) at {p.resolution}x{p.resolution}  "
@@ -74,6 +110,7 @@ def _totals(arch: object) -> str:
 
 def cmd_describe(args: argparse.Namespace) -> int:
     arch = get_arch(args.model, **scaling_overrides(args))
+    check_fits(arch)  # before building it, even on the meta device
     if args.save:
         target = refuse_overwrite(args.save, args.force)
         arch.save(target)
@@ -106,7 +143,8 @@ def cmd_scale(args: argparse.Namespace) -> int:
         phi, note = args.phi, ""
     else:
         raise EffnetError("give --phi or a budget (--budget-flops / --budget-params)")
-    d, w, r = (c**phi for c in coef)
+    d, w, r = compound(phi, *coef)
+    check_fits(arch)
     params, macs = params_and_macs(arch)
     result = dict(
         model=arch.name, phi=phi, alpha=args.alpha, beta=args.beta, gamma=args.gamma,

@@ -5,11 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from effnet.cli._common import add_scaling_args, scaling_overrides
+from effnet.cli._common import add_scaling_args, positive_int, refuse_overwrite, scaling_overrides
 from effnet.errors import EffnetError
 
 
@@ -19,6 +18,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", choices=["onnx"], default="onnx", help="output format")
     p.add_argument("--out", metavar="FILE", help="output file (default: MODEL.onnx)")
     p.add_argument("--dynamic-batch", action="store_true", help="any batch size at run time")
+    p.add_argument(
+        "--dynamic",
+        action="store_true",
+        help="any batch and H x W at run time (same padding computed in the graph); "
+        "checked in ORT at three sizes",
+    )
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
     p.add_argument("--no-validate", action="store_true", help="skip the ONNX Runtime check")
     p.add_argument("--force", action="store_true", help="overwrite FILE")
@@ -27,7 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("predict", help="top-k classes of images (the model's preprocessing)")
     _model_args(p, onnx=True)
     p.add_argument("images", nargs="+", metavar="IMAGE")
-    p.add_argument("--top-k", type=int, default=5, help="classes to show per image (5)")
+    p.add_argument("--top-k", type=positive_int, default=5, help="classes to show per image (5)")
     p.add_argument("--classes", metavar="FILE", help="class names, one per line")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument(
@@ -36,8 +41,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         default="auto",
         help="auto: ONNX Runtime if installed, else optimised PyTorch",
     )
-    p.add_argument("--threads", type=int, help="intra-op threads (default: torch's)")
-    p.add_argument("--batch-size", type=int, default=16, help="images per forward pass")
+    p.add_argument("--threads", type=positive_int, help="intra-op threads (default: torch's)")
+    p.add_argument("--batch-size", type=positive_int, default=16, help="images per forward pass")
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("cam", help="class activation maps overlaid on images (paper Fig. 7)")
@@ -61,8 +66,8 @@ def _model_args(p: argparse.ArgumentParser, onnx: bool = False) -> None:
     what = "a model name, architecture .json, or saved model directory"
     p.add_argument("model", metavar="MODEL_OR_DIR", help=what + (" or .onnx file" if onnx else ""))
     p.add_argument("--weights", metavar="PATH", help="weights file/dir (timm, torchvision, ours)")
-    p.add_argument("--num-classes", type=int, help="classifier outputs (default 1000)")
-    p.add_argument("--in-chans", type=int, help="input channels (default 3)")
+    p.add_argument("--num-classes", type=positive_int, help="classifier outputs (default 1000)")
+    p.add_argument("--in-chans", type=positive_int, help="input channels (default 3)")
     add_scaling_args(p)
 
 
@@ -104,23 +109,27 @@ def _label(model_arg: str) -> str:
 def cmd_export(args: argparse.Namespace) -> int:
     from effnet.export import export_onnx
 
-    out = Path(args.out or f"{_label(args.model)}.onnx")
-    if out.exists() and not args.force:
-        raise EffnetError(f"{out} already exists (pass --force to overwrite)")
+    out = refuse_overwrite(args.out or f"{_label(args.model)}.onnx", args.force)
     model = _load(args, weights=args.weights, size_is_export=True)
     result = export_onnx(
         model,
         out,
         image_size=args.image_size,
         dynamic_batch=args.dynamic_batch,
+        dynamic_size=args.dynamic,
         opset=args.opset,
         validate=not args.no_validate,
     )
     size = out.stat().st_size / 2**20
+    pixels = "any HxW" if result.dynamic_size else f"{result.image_size}px"
     print(
-        f"wrote {out} ({size:.1f} MiB, opset {result.opset}, {result.image_size}px, "
+        f"wrote {out} ({size:.1f} MiB, opset {result.opset}, {pixels}, "
         f"batch {'dynamic' if result.dynamic_batch else 1}, batch norm folded)"
     )
+    for shape, diff in result.checks if result.dynamic_size else ():
+        print(
+            f"ONNX Runtime vs PyTorch at {'x'.join(map(str, shape))}: max abs difference {diff:.3g}"
+        )
     if result.max_abs_diff is not None:
         print(f"ONNX Runtime vs PyTorch: max abs difference {result.max_abs_diff:.3g}")
     return 0
@@ -141,28 +150,26 @@ def _runner(args: argparse.Namespace) -> Any:
     return Runner(model, backend=args.backend, threads=args.threads, class_names=names)
 
 
-def _report_failures(failed: Any) -> None:
+def _report_failures(failed: Any, any_read: bool) -> None:
+    """One stderr line per unreadable image; when none could be read, one error line."""
+    if not any_read:
+        more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
+        first = failed[0][1] if failed else "no images given"
+        raise EffnetError(f"no image could be read: {first}{more}")
     for _path, message in failed:
         print(f"effnet: skipped {message}", file=sys.stderr)
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from effnet.images import Preprocess, load_batch
+    from effnet.infer import predict_files
 
     if args.top_k < 1:
         raise EffnetError(f"--top-k must be >= 1, got {args.top_k}")
     if args.batch_size < 1:
         raise EffnetError(f"--batch-size must be >= 1, got {args.batch_size}")
     runner = _runner(args)
-    pre = Preprocess.of(runner)
-    results, failed = [], []
-    for i in range(0, len(args.images), args.batch_size):
-        batch = load_batch(args.images[i : i + args.batch_size], pre)
-        _report_failures(batch.failed)
-        failed.extend(batch.failed)
-        if batch.paths:
-            for path, guesses in zip(batch.paths, runner.top_k(batch.tensor, args.top_k)):
-                results.append((path, guesses))
+    results, failed = predict_files(runner, args.images, args.top_k, args.batch_size)
+    _report_failures(failed, bool(results))
     if args.json:
         print(
             json.dumps(
@@ -183,25 +190,11 @@ def cmd_predict(args: argparse.Namespace) -> int:
                     f"  {g.probability:7.4f}  {g.label}"
                     + (f"  ({g.index})" if g.label != str(g.index) else "")
                 )
-    if not results:
-        print("effnet: error: no image could be read", file=sys.stderr)
-        return 2
     return 0
 
 
-def _unique_stems(paths: list[str]) -> list[str]:
-    counts = Counter(Path(p).stem for p in paths)
-    seen: Counter[str] = Counter()
-    out = []
-    for p in paths:
-        stem = Path(p).stem
-        seen[stem] += 1
-        out.append(stem if counts[stem] == 1 else f"{stem}_{seen[stem]}")
-    return out
-
-
 def cmd_cam(args: argparse.Namespace) -> int:
-    from effnet.cam import class_activation_maps, comparison_figure, overlay, save_png
+    from effnet.cam import cam_panels, comparison_figure, output_stems, save_png
     from effnet.images import Preprocess, load_batch
     from effnet.infer import class_names_for
 
@@ -216,23 +209,12 @@ def cmd_cam(args: argparse.Namespace) -> int:
     suffix = "_cam_models.png" if args.models else "_cam.png"
     # read the first model's way to find which images are readable, then name the outputs
     first = load_batch(args.images, Preprocess.of(models[0]))
-    _report_failures(first.failed)
-    if not first.paths:
-        print("effnet: error: no image could be read", file=sys.stderr)
-        return 2
-    targets = [out / f"{s}{suffix}" for s in _unique_stems(list(first.paths))]
-    clash = [t for t in targets if t.exists()]
-    if clash and not args.force:
-        raise EffnetError(f"{clash[0]} already exists (pass --force to overwrite)")
-    panels: list[list[tuple[str, Any]]] = [[] for _ in first.paths]
-    for name, model in zip(specs, models):
-        batch = first if model is models[0] else load_batch(first.paths, Preprocess.of(model))
-        cams = class_activation_maps(model, batch.tensor, args.class_index)
-        model_names = names if model is models[0] else class_names_for(model, None)
-        for i, (cam, crop) in enumerate(zip(cams, batch.crops)):
-            label = model_names[cam.class_index] if cam.class_index < len(model_names) else ""
-            title = f"{_label(name)}\n{label} ({cam.probability:.1%})"
-            panels[i].append((title, overlay(crop, cam.map, args.opacity)))
+    _report_failures(first.failed, bool(first.paths))
+    targets = [out / f"{s}{suffix}" for s in output_stems(list(first.paths))]
+    for t in targets:
+        refuse_overwrite(t, args.force)
+    titled = [(_label(spec), m) for spec, m in zip(specs, models)]
+    panels = cam_panels(titled, first, names, args.class_index, args.opacity)
     for i, target in enumerate(targets):
         if args.models:
             comparison_figure(first.crops[i], panels[i], target, title=Path(first.paths[i]).name)

@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from effnet.errors import EffnetError
+from effnet.rundir import safe_name
+from effnet.scaling import PAPER_COEFFICIENTS
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -21,7 +23,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quick", action="store_true", help="the small CPU study `make run` runs")
     p.add_argument("--out", metavar="DIR", help="study folder (default runs/study-<name>)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted study")
-    p.add_argument("--force", action="store_true", help="delete an existing study folder first")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="replace an existing study folder (only one effnet made; after the new study "
+        "has validated)",
+    )
     p.add_argument("--seeds", type=_ints, help="override the seeds, e.g. 0,1,2")
     p.add_argument("--epochs", type=float, help="override the epochs per point")
     p.add_argument("--subset", type=int, help="override the number of training images")
@@ -49,6 +56,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, default=1, help="worker processes on this machine")
     p.add_argument("--join", action="store_true", help="join the search already in --storage")
     p.add_argument("--out", metavar="DIR", help="output folder (default runs/search-<name>)")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="replace an output folder holding another search (only one effnet made)",
+    )
     p.set_defaults(func=cmd_search)
 
 
@@ -75,57 +87,29 @@ def cmd_study(args: argparse.Namespace) -> int:
     if study is None and not (args.resume and args.out):
         raise EffnetError("give a study config file, --quick, or --resume --out DIR")
     if study is not None:
-        study = _study_overrides(study, args)
+        study = study.with_budget(args.seeds, args.epochs, args.subset)
+        safe_name(study.name, "study name")
     out = Path(args.out or f"runs/study-{study.name if study else 'quick'}")
     if args.resume and study is not None and (out / "study.json").is_file() and not args.config:
         study = None  # --quick --resume: continue whatever the folder holds
     result = run_study(
         study, out, resume=args.resume, force=args.force, progress=not args.no_progress, log=_log
     )
-    print(f"report: {result.folder / 'report.md'}")
+    print(f"report: {result.folder / 'report.md'} (results.csv and plots beside it)")
     return 0
-
-
-def _study_overrides(study: Any, args: argparse.Namespace) -> Any:
-    changes: dict[str, Any] = {}
-    if args.seeds:
-        changes["seeds"] = args.seeds
-    if args.epochs is not None:
-        changes["recipe_overrides"] = {**study.recipe_overrides, "epochs": args.epochs}
-    if args.subset is not None:
-        changes["data"] = {**study.data, "subset": args.subset}
-    return study.replace(**changes) if changes else study
-
-
-def quick_search() -> Any:
-    """The `--quick` proxy: the quick study's baseline, data and budget (B0 at 0.35 width,
-    32 px, two epochs on 3,000 Fashion-MNIST images per candidate) on a 0.1 grid (22
-    candidates), with the step schedule that makes early pruning fair."""
-    from effnet.study import quick
-    from effnet.study.search import SearchConfig
-
-    study = quick()
-    return SearchConfig(
-        name="quick",
-        baseline=study.baseline,
-        baseline_width=study.baseline_width,
-        resolution=study.resolution,
-        data=dict(study.data),
-        recipe=study.recipe,
-        recipe_overrides={**study.recipe_overrides, "schedule": "step"},
-        step=0.1,
-        tolerance=0.1,
-    )
 
 
 def cmd_search(args: argparse.Namespace) -> int:
     import optuna
 
-    from effnet.study.search import SearchConfig, run_search
+    from effnet.study.coefficients import SearchConfig, quick_search
+    from effnet.study.search import run_search
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if args.workers < 1:
         raise EffnetError(f"--workers must be >= 1, got {args.workers}")
+    if args.join and args.force:
+        raise EffnetError("--force replaces a search folder; it cannot be used with --join")
     cfg: SearchConfig | None = None
     if not args.join:
         if args.config:
@@ -134,13 +118,16 @@ def cmd_search(args: argparse.Namespace) -> int:
             cfg = quick_search() if args.quick else SearchConfig()
         cfg = _search_overrides(cfg, args)
     name = args.name or (cfg.name if cfg else None)
-    out = Path(args.out or f"runs/search-{name or 'coefficients'}")
-    result = run_search(cfg, out, storage=args.storage, name=name, workers=args.workers, log=_log)
+    out = Path(args.out or f"runs/search-{safe_name(name or 'coefficients', 'search name')}")
+    result = run_search(
+        cfg, out, storage=args.storage, name=name, workers=args.workers, log=_log, force=args.force
+    )
     if result.best:
         b = result.best
         print(
             f"best: alpha={b['alpha']:g} beta={b['beta']:g} gamma={b['gamma']:g} "
-            f"(minival top-1 {b['minival_top1']:.2f}%); paper: 1.2, 1.1, 1.15"
+            f"(minival top-1 {b['minival_top1']:.2f}%); "
+            f"paper: {', '.join(map(str, PAPER_COEFFICIENTS))}"
         )
     print(f"table: {out / 'grid.md'}")
     return 0 if result.complete else 1

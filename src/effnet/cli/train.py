@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-from effnet.cli._common import add_scaling_args, scaling_overrides
+from effnet.cli._common import add_scaling_args, refuse_overwrite, scaling_overrides
 from effnet.errors import EffnetError
 
 
@@ -17,10 +17,17 @@ def register(sub: argparse._SubParsersAction) -> None:
         "train",
         help="train a model on Fashion-MNIST or an ImageFolder tree into a run folder",
         description="Train MODEL into a run folder; --resume RUN_DIR continues a stopped run "
-        "exactly. Runs under torchrun for data parallelism (DDP).",
+        "exactly, with the run's saved model, data and recipe. With --resume only --epochs "
+        "(the new total; a cosine schedule is recomputed for it from the current step, the "
+        "step schedule continues unchanged), --max-time (the new total budget, time spent "
+        "included) and --workers may be given. Runs under torchrun for data parallelism (DDP).",
     )
-    p.add_argument("model", nargs="?", help="model name or architecture .json (not with --resume)")
-    add_data_args(p)
+    p.add_argument(
+        "model",
+        nargs="?",
+        help="model name or architecture .json (not with --resume; optional with --init DIR)",
+    )
+    add_data_args(p, default=None)
     p.add_argument("--out", metavar="RUN_DIR", help="run folder to create (default runs/MODEL)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue the run in RUN_DIR")
     p.add_argument(
@@ -45,9 +52,29 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="KEY=VALUE",
         help="any recipe field, e.g. --set label_smoothing=0.1 --set randaugment=[2,5]",
     )
+    f = p.add_argument_group("fine-tuning")
+    f.add_argument(
+        "--init",
+        metavar="MODEL_DIR_OR_CHECKPOINT",
+        help="start from these weights with a new head for the data's classes, keeping the "
+        "model's preprocessing: a saved model folder, a run folder (its model/), or a timm, "
+        "torchvision or efficientnet_pytorch checkpoint (then name MODEL)",
+    )
+    f.add_argument(
+        "--freeze-epochs", type=float, metavar="N", help="train only the new head for N epochs"
+    )
+    f.add_argument(
+        "--backbone-lr-mult",
+        type=float,
+        metavar="F",
+        help="backbone learning rate as a multiple of the head's",
+    )
+    f.add_argument(
+        "--freeze-bn", action="store_true", help="batch norm statistics and affine frozen"
+    )
     add_scaling_args(p)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    p.set_defaults(func=cmd_train)
+    p.set_defaults(func=cmd_train, train_options=_options(p))
 
     p = sub.add_parser("eval", help="top-1/top-5 and a confusion matrix of a run or model")
     p.add_argument("target", metavar="RUN_DIR_OR_MODEL")
@@ -61,7 +88,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def add_data_args(p: argparse.ArgumentParser, default: str | None = "fashion-mnist") -> None:
     g = p.add_argument_group("data")
-    g.add_argument("--data", default=default, help="fashion-mnist or an ImageFolder root")
+    g.add_argument(
+        "--data", default=default, help="fashion-mnist (the default) or an ImageFolder root"
+    )
     g.add_argument("--data-dir", help="folder with the Fashion-MNIST IDX files")
     g.add_argument("--download", action="store_true", help="download Fashion-MNIST if missing")
     g.add_argument("--minival", type=int, help="training images held out for model selection")
@@ -74,7 +103,7 @@ def data_spec(args: argparse.Namespace) -> object:
     from effnet.data import DataSpec
 
     fields = dict(
-        source=args.data,
+        source=args.data or "fashion-mnist",
         data_dir=args.data_dir,
         minival=args.minival,
         subset=args.subset,
@@ -88,12 +117,7 @@ def data_spec(args: argparse.Namespace) -> object:
 def recipe_from(args: argparse.Namespace) -> object:
     from effnet.train import apply_overrides, resolve
 
-    name = args.recipe
-    if name == "auto":
-        import torch
-
-        name = "paper" if torch.cuda.is_available() else "cpu"
-    recipe = resolve(name)
+    recipe = resolve(args.recipe)
     flags = dict(
         epochs=args.epochs,
         batch_size=args.batch_size,
@@ -101,9 +125,11 @@ def recipe_from(args: argparse.Namespace) -> object:
         seed=args.seed,
         max_time_s=args.max_time,
         amp=args.amp,
+        freeze_epochs=args.freeze_epochs,
+        backbone_lr_mult=args.backbone_lr_mult,
     )
     changes = {k: v for k, v in flags.items() if v is not None}
-    for flag in ("compile", "sync_bn", "deterministic"):
+    for flag in ("compile", "sync_bn", "deterministic", "freeze_bn"):
         if getattr(args, flag):
             changes[flag] = True
     return apply_overrides(recipe.replace(**changes), args.set)
@@ -116,13 +142,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.resume:
         if args.model:
             raise EffnetError("give either MODEL or --resume RUN_DIR, not both")
-        has_overrides = args.recipe != "auto" or args.set or args.epochs or args.max_time
-        recipe = recipe_from(args) if has_overrides else None
-        result = train(None, None, recipe, args.resume, resume=True, progress=progress)
+        recipe, data = resume_changes(args)
+        result = train(None, data, recipe, args.resume, resume=True, progress=progress)
     else:
-        if not args.model:
+        if not args.model and not args.init:
             raise EffnetError("which model? e.g. effnet train efficientnet_b0 --data fashion-mnist")
-        out = args.out or str(Path("runs") / Path(args.model).stem)
+        out = args.out or default_out(args.model, args.init)
         result = train(
             args.model,
             data_spec(args),
@@ -130,26 +155,70 @@ def cmd_train(args: argparse.Namespace) -> int:
             out,
             model_overrides=scaling_overrides(args),
             progress=progress,
+            init=args.init,
         )
     m = result.metrics
+    chosen = f"minival {m['minival_top1']:.2f}%" if m["minival_top1"] is not None else "last epoch"
     print(
         f"{result.run_dir}: test top-1 {m['test_top1']:.2f}%  top-5 {m['test_top5']:.2f}%  "
-        f"(minival {m['minival_top1']:.2f}%, {m['epochs']:.1f} epochs, "
-        f"{m['train_time_s']:.0f} s)"
+        f"({chosen}, {m['epochs']:.1f} epochs, {m['train_time_s']:.0f} s)"
     )
     return 0
 
 
+def default_out(model: str | None, init: str | None) -> str:
+    """runs/MODEL, or runs/NAME-finetuned after the init (a run's model/ is named by its run)."""
+    if model:
+        return str(Path("runs") / Path(model).stem)
+    p = Path(str(init)).expanduser().resolve()
+    name = p.parent.name if p.name == "model" else p.stem
+    return str(Path("runs") / f"{name}-finetuned")
+
+
+ON_RESUME = ("resume", "epochs", "max_time", "workers", "no_progress")  # argparse dests
+
+
+def _options(p: argparse.ArgumentParser) -> tuple[tuple[str, str, object], ...]:
+    """(dest, flag, default) of every option of ``train``: what --resume checks."""
+    return tuple(
+        (a.dest, (a.option_strings or [a.dest.upper()])[-1], a.default)
+        for a in p._actions
+        if a.dest != "help"
+    )
+
+
+def resume_changes(args: argparse.Namespace) -> tuple[object, object]:
+    """(recipe, data) for ``train(resume=True)``: the run's saved ones with --epochs,
+    --max-time and --workers applied (None where unchanged); any other option is refused
+    in one line, since the run continues with its saved settings."""
+    from effnet.train.runfolder import saved_data, saved_recipe
+
+    for dest, flag, default in args.train_options:
+        if dest not in ON_RESUME and getattr(args, dest, default) != default:
+            raise EffnetError(
+                f"{flag} cannot be given with --resume: the run continues with its saved "
+                "settings (only --epochs, --max-time and --workers may change)"
+            )
+    changes = {"epochs": args.epochs, "max_time_s": args.max_time}
+    changes = {k: v for k, v in changes.items() if v is not None}
+    recipe = saved_recipe(args.resume).replace(**changes) if changes else None
+    data = None
+    if args.workers is not None:
+        data = dataclasses.replace(saved_data(args.resume), workers=args.workers)
+    return recipe, data
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
+    from effnet.train import runfolder
     from effnet.train.evaluation import evaluate_run, plot_confusion
 
     target = Path(args.target)
-    is_run = (target / "config.json").is_file() and (target / "checkpoints").is_dir()
+    is_run = runfolder.is_run(target)
     spec = data_spec(args) if args.data else None
     result = evaluate_run(args.target, spec, split=args.split)
     png = args.png or (str(target / f"confusion_{args.split}.png") if is_run else None)
-    if args.png and Path(args.png).exists() and not args.force:
-        raise EffnetError(f"{args.png} already exists (pass --force to overwrite)")
+    if args.png:
+        refuse_overwrite(args.png, args.force)
     if png:
         plot_confusion(result["confusion"], result["class_names"], png)
     if args.json:

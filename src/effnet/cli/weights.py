@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from effnet.errors import EffnetError
+from effnet.cli._common import positive_int
 from effnet.weights.foreign import SOURCES
 from effnet.weights.load import convert
 
@@ -13,30 +12,25 @@ from effnet.weights.load import convert
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "convert",
-        help="convert a timm/torchvision checkpoint into a model directory",
-        description="Load a local .pth/.bin/.safetensors checkpoint (timm, torchvision or "
-        "effnet; never executing code from it) into the named architecture and write "
-        "config.json + model.safetensors. Use tf_efficientnet_* names for timm's tf_ weights.",
+        help="convert a timm/torchvision/efficientnet_pytorch checkpoint into a model directory",
+        description="Load a local .pth/.bin/.safetensors checkpoint (timm, torchvision, "
+        "efficientnet_pytorch or effnet; never executing code from it) into the named "
+        "architecture and write config.json + model.safetensors. Use tf_efficientnet_* names "
+        "for timm's tf_ weights and for efficientnet_pytorch weights (TF 'same' padding).",
     )
     p.add_argument("weights", help="checkpoint file or directory")
     p.add_argument("--model", required=True, help="architecture name, e.g. efficientnet_b0")
     p.add_argument("--out", required=True, metavar="DIR", help="output model directory")
     p.add_argument("--source", choices=SOURCES, default="auto", help="default: from key names")
-    p.add_argument("--num-classes", type=int, default=1000, help="classifier size (default 1000)")
+    p.add_argument("--num-classes", type=positive_int, default=1000, help="classifier size (1000)")
     p.add_argument("--class-names", metavar="FILE", help="text file, one class name per line")
     p.add_argument("--force", action="store_true", help="replace a non-empty --out directory")
     p.set_defaults(func=cmd_convert)
 
 
-def read_class_names(path: str) -> list[str]:
-    try:
-        lines = Path(path).read_text().splitlines()
-    except OSError as e:
-        raise EffnetError(f"cannot read class names file {path}: {e.strerror}") from None
-    return [line.strip() for line in lines if line.strip()]
-
-
 def cmd_convert(args: argparse.Namespace) -> int:
+    from effnet.infer import read_class_names
+
     names = read_class_names(args.class_names) if args.class_names else None
     out, loaded = convert(
         args.weights, args.model, args.out, source=args.source,

@@ -1,9 +1,11 @@
-"""Fashion-MNIST from its four official IDX files: find, download (SHA-256 checked), parse.
+"""Fashion-MNIST from its four official IDX files: find, fetch (SHA-256 checked), parse.
 
-Search order: ``data_dir``, the Debian package location (``apt-get install
-dataset-fashion-mnist``), then the download cache. Files may be gzipped (as published) or
-raw. A download verifies each ``.gz`` against the SHA-256 of the files published at the
-canonical URL and fails fast, in one line, saying where to put the files instead.
+Lookup order (:func:`locate`): an explicit folder (``--data-dir`` or the
+``EFFNET_FASHION_MNIST_DIR`` environment variable), the Debian package location
+(``apt-get install dataset-fashion-mnist``), the user cache. When fetching is allowed
+(``effnet data``, ``--download``, ``make run``): install the Debian package where apt is
+available and we are root, else download the canonical files into the user cache, each
+``.gz`` verified against its SHA-256. Files may be gzipped (as published) or raw.
 """
 
 from __future__ import annotations
@@ -13,6 +15,9 @@ import functools
 import gzip
 import hashlib
 import os
+import shutil
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -24,9 +29,12 @@ from effnet.io import atomic_open
 
 URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
 URL_ENV = "EFFNET_FASHION_MNIST_URL"  # a mirror's base URL, e.g. file:///srv/fashion-mnist/
+DIR_ENV = "EFFNET_FASHION_MNIST_DIR"  # an explicit folder, like --data-dir
 SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
-CACHE_DIR = Path("~/.cache/effnet/fashion-mnist")
+DEBIAN_PACKAGE = "dataset-fashion-mnist"
+CACHE_DIR: Path | None = None  # None: $XDG_CACHE_HOME/effnet/fashion-mnist (~/.cache/...)
 DOWNLOAD_TIMEOUT_S = 15.0
+APT_TIMEOUT_S = 600.0
 
 CLASS_NAMES = [
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
@@ -86,9 +94,24 @@ def find_files(folder: Path) -> dict[str, Path] | None:
     return None if any(p is None for p in found.values()) else found  # type: ignore[return-value]
 
 
+def cache_dir() -> Path:
+    """The user cache folder that downloads go to."""
+    if CACHE_DIR is not None:
+        return Path(CACHE_DIR).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or "~/.cache"
+    return Path(base).expanduser() / "effnet" / "fashion-mnist"
+
+
+def explicit_dir(data_dir: str | Path | None) -> Path | None:
+    """The folder the user named: ``data_dir``, else ``$EFFNET_FASHION_MNIST_DIR``."""
+    named = data_dir or os.environ.get(DIR_ENV)
+    return Path(named).expanduser() if named else None
+
+
 def search_dirs(data_dir: str | Path | None) -> list[Path]:
-    dirs = [Path(data_dir).expanduser()] if data_dir else []
-    return [*dirs, SYSTEM_DIR, CACHE_DIR.expanduser()]
+    """Where :func:`locate` looks, in order."""
+    named = explicit_dir(data_dir)
+    return [*([named] if named else []), SYSTEM_DIR, cache_dir()]
 
 
 def sha256_of(path: Path) -> str:
@@ -99,10 +122,13 @@ def sha256_of(path: Path) -> str:
     return h.hexdigest()
 
 
-def _where_to_put(dest: Path) -> str:
+def three_ways() -> str:
+    """The one-line advice every lookup failure ends with."""
     return (
-        f"put the 4 files ({', '.join(s + '.gz' for s in FILES)}) in {dest} or pass --data-dir, "
-        "or run: apt-get install dataset-fashion-mnist"
+        f"get it one of three ways: `apt-get install {DEBIAN_PACKAGE}` (Debian/Ubuntu), "
+        f"`effnet data` (downloads with checksums into {cache_dir()}), or put the 4 files "
+        f"({', '.join(s + '.gz' for s in FILES)}) in a folder and pass --data-dir DIR "
+        f"(or set {DIR_ENV})"
     )
 
 
@@ -124,12 +150,12 @@ def download(
     for stem, expected in (checksums or GZ_SHA256).items():
         target = dest / f"{stem}.gz"
         if not (target.is_file() and sha256_of(target) == expected):
-            _fetch(base + target.name, target, expected, timeout, dest)
+            _fetch(base + target.name, target, expected, timeout)
         out[stem] = target
     return out
 
 
-def _fetch(url: str, target: Path, expected: str, timeout: float, dest: Path) -> None:
+def _fetch(url: str, target: Path, expected: str, timeout: float) -> None:
     h = hashlib.sha256()
     try:
         with (
@@ -143,35 +169,79 @@ def _fetch(url: str, target: Path, expected: str, timeout: float, dest: Path) ->
                 raise _ChecksumMismatch(h.hexdigest())
     except _ChecksumMismatch as e:
         raise EffnetError(
-            f"checksum mismatch for {url}: sha256 {e.args[0]}, expected {expected}; "
-            + _where_to_put(dest)
+            f"checksum mismatch for {url}: sha256 {e.args[0]}, expected {expected}"
         ) from None
     except (urllib.error.URLError, OSError, ValueError) as e:
         reason = getattr(e, "reason", None) or e
-        raise EffnetError(f"cannot download {url} ({reason}); {_where_to_put(dest)}") from None
+        raise EffnetError(f"cannot download {url} ({reason})") from None
 
 
 class _ChecksumMismatch(Exception):
     pass
 
 
+def apt_available() -> bool:
+    """True where the Debian package can be installed: apt-get exists and we are root."""
+    return shutil.which("apt-get") is not None and hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+def install_debian_package(timeout: float = APT_TIMEOUT_S) -> None:
+    """``apt-get install`` the dataset package (after ``apt-get update`` if the first try
+    fails, as on a machine whose package lists were never fetched)."""
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    install = ["apt-get", "install", "-y", "-q", DEBIAN_PACKAGE]
+    try:
+        for cmd in (install, ["apt-get", "update", "-q"], install):
+            done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+            if done.returncode == 0 and cmd is install and find_files(SYSTEM_DIR):
+                return
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise EffnetError(f"apt-get install {DEBIAN_PACKAGE} failed ({e})") from None
+    last = (done.stderr or done.stdout).strip().splitlines()
+    raise EffnetError(
+        f"apt-get install {DEBIAN_PACKAGE} failed ({last[-1] if last else done.returncode})"
+    )
+
+
 def locate(data_dir: str | Path | None = None, allow_download: bool = False) -> dict[str, Path]:
-    """Paths of the four files: first complete folder in the search order, else download."""
-    dirs = search_dirs(data_dir)
-    for folder in dirs:
+    """Paths of the four files, found in the order of the module docstring.
+
+    An explicit folder that lacks the files is an error (never silently replaced by another
+    copy). ``allow_download`` permits installing the Debian package or downloading.
+    """
+    named = explicit_dir(data_dir)
+    if named is not None:
+        found = find_files(named)
+        if found:
+            return found
+        raise EffnetError(f"Fashion-MNIST files not found in {named}; {three_ways()}")
+    for folder in (SYSTEM_DIR, cache_dir()):
         found = find_files(folder)
         if found:
             return found
-    cache = dirs[-1]
-    if allow_download:
+    looked = f"looked in {SYSTEM_DIR} and {cache_dir()}"
+    if not allow_download:
+        raise EffnetError(f"Fashion-MNIST not found ({looked}); {three_ways()}")
+    failures = []
+    if apt_available():
+        _say(f"effnet: Fashion-MNIST not found; installing {DEBIAN_PACKAGE} with apt-get")
+        try:
+            install_debian_package()
+            return find_files(SYSTEM_DIR)  # type: ignore[return-value]
+        except EffnetError as e:
+            failures.append(str(e))
+    try:
         with contextlib.suppress(OSError):
-            cache.mkdir(parents=True, exist_ok=True)
-        return download(cache)
-    looked = ", ".join(str(d) for d in dirs)
-    raise EffnetError(
-        f"Fashion-MNIST not found (looked in {looked}); {_where_to_put(dirs[0])}, "
-        "or allow --download"
-    )
+            cache_dir().mkdir(parents=True, exist_ok=True)
+        _say(f"effnet: downloading Fashion-MNIST (30 MB, SHA-256 checked) into {cache_dir()}")
+        return download(cache_dir())
+    except EffnetError as e:
+        failures.append(str(e))
+    raise EffnetError(f"Fashion-MNIST not found ({looked}; {'; '.join(failures)}); {three_ways()}")
+
+
+def _say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 def _stamp(path: Path) -> tuple[int, int]:

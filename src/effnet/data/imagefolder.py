@@ -18,6 +18,7 @@ from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
 from effnet.errors import EffnetError
+from effnet.images import check_image_size
 
 EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 _DECODE_ERRORS = (
@@ -26,54 +27,103 @@ _DECODE_ERRORS = (
     ValueError,
     SyntaxError,
     Image.DecompressionBombError,
+    MemoryError,
 )
 
 
-def class_folders(root: Path) -> list[str]:
-    """Sorted class names: the sub-folders of ``root`` (hidden ones ignored)."""
+def _subfolders(root: Path) -> list[str]:
+    """Sorted names of the non-hidden sub-folders of ``root``; an unreadable one is an error."""
     if not root.is_dir():
         raise EffnetError(f"image folder {root} does not exist")
-    names = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    try:
+        return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    except OSError as e:
+        raise EffnetError(f"cannot read image folder {root}: {e.strerror}") from None
+
+
+def class_folders(root: Path) -> list[str]:
+    """Sorted class names: the sub-folders of ``root`` (hidden ones ignored); at least two."""
+    names = _subfolders(root)
     if not names:
         raise EffnetError(f"image folder {root} has no class sub-folders")
+    if len(names) < 2:
+        raise EffnetError(
+            f"image folder {root} has one class ({names[0]}): a classifier needs at least two"
+        )
     return names
 
 
 def _readable(path: Path) -> bool:
-    """Cheap scan-time check: the header names a known image format."""
+    """Cheap scan-time check: the header names a known image format of a sane size."""
     try:
         with Image.open(path) as img:
-            img.size  # noqa: B018
+            check_image_size(img.size, path)
         return True
-    except _DECODE_ERRORS:
+    except (*_DECODE_ERRORS, EffnetError):
         return False
 
 
+def _raise(e: OSError) -> None:
+    raise EffnetError(f"cannot read image folder {e.filename}: {e.strerror}")
+
+
+def _files(folder: Path, root: Path) -> list[Path]:
+    """Image files under the class folder ``folder`` of ``root``, following links to folders
+    elsewhere (data kept on another disk) but never into a loop, twice, or back into the tree.
+
+    A link to a folder already walked (a loop, or two links to one folder) is skipped, so
+    each real folder counts once; so is a link into ``root`` outside ``folder`` (another
+    class, or the root itself), whose images would get this class's label.
+    """
+    real_root, real_class = root.resolve(), folder.resolve()
+    seen: set[tuple[int, int]] = set()
+    out = []
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True, onerror=_raise):
+        st, real = os.stat(dirpath), Path(dirpath).resolve()
+        inside_other = real.is_relative_to(real_root) and not real.is_relative_to(real_class)
+        if (st.st_dev, st.st_ino) in seen or inside_other:
+            dirnames[:] = []
+            continue
+        seen.add((st.st_dev, st.st_ino))
+        dirnames.sort()
+        for file in sorted(filenames):
+            path = Path(dirpath) / file
+            if not file.startswith(".") and path.suffix.lower() in EXTENSIONS:
+                out.append(path)
+    return out
+
+
 def scan(root: Path, classes: list[str]) -> tuple[list[tuple[str, int]], list[str]]:
-    """(samples as (path, class index), unreadable files) for the class folders of ``root``."""
+    """(samples as (path, class index), unreadable files) for the class folders of ``root``.
+
+    A file reached twice (links) is counted once, under the first class that reaches it.
+    """
     index = {name: i for i, name in enumerate(classes)}
     samples, bad = [], []
-    for name in sorted(p.name for p in root.iterdir() if p.is_dir()):
-        if name.startswith("."):
-            continue
+    files_seen: set[tuple[int, int]] = set()
+    for name in _subfolders(root):
         if name not in index:
             raise EffnetError(f"class folder {root / name} is not among the training classes")
-        for dirpath, dirnames, filenames in os.walk(root / name, followlinks=True):
-            dirnames.sort()
-            for file in sorted(filenames):
-                path = Path(dirpath) / file
-                if file.startswith(".") or path.suffix.lower() not in EXTENSIONS:
-                    continue
-                if _readable(path):
-                    samples.append((str(path), index[name]))
-                else:
-                    bad.append(str(path))
+        for path in _files(root / name, root):
+            try:
+                st = path.stat()
+            except OSError:  # a dangling link
+                bad.append(str(path))
+                continue
+            if (st.st_dev, st.st_ino) in files_seen:
+                continue
+            files_seen.add((st.st_dev, st.st_ino))
+            if _readable(path):
+                samples.append((str(path), index[name]))
+            else:
+                bad.append(str(path))
     return samples, bad
 
 
 def decode(path: str, size: int) -> torch.Tensor:
     """RGB uint8 [3, size, size]: shorter side resized to ``size``, then centre-cropped."""
     with Image.open(path) as img:
+        check_image_size(img.size, path)
         img.draft("RGB", (size, size))
         img = img.convert("RGB")
         w, h = img.size
@@ -112,7 +162,7 @@ class ImageFolder(Dataset):
             path, label = self.samples[(index + attempt) % len(self.samples)]
             try:
                 return decode(path, self.size), label
-            except _DECODE_ERRORS:
+            except (*_DECODE_ERRORS, EffnetError):
                 self._record(path)
         raise EffnetError(f"no image in {self.root} can be decoded")
 

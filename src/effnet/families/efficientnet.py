@@ -7,7 +7,7 @@ stage's layer count. Stride 2 sits on the first block of stages 3, 4, 5 and 7.
 from __future__ import annotations
 
 from effnet.arch import Architecture, Block, Head, Padding, Stage, Stem
-from effnet.scaling import scale
+from effnet.families import released_variant
 
 MB = Block.MBCONV
 
@@ -46,25 +46,10 @@ RELEASED: dict[str, tuple[float, float, int, float]] = {
     "efficientnet_l2": (4.3, 5.3, 800, 0.5),
 }
 
-# Table 2 of the paper: (params in millions, multiply-adds in billions, top-1).
-PAPER_TABLE2: dict[str, tuple[float, float, float]] = {
-    "efficientnet_b0": (5.3, 0.39, 77.1),
-    "efficientnet_b1": (7.8, 0.70, 79.1),
-    "efficientnet_b2": (9.2, 1.0, 80.1),
-    "efficientnet_b3": (12, 1.8, 81.6),
-    "efficientnet_b4": (19, 4.2, 82.9),
-    "efficientnet_b5": (30, 9.9, 83.6),
-    "efficientnet_b6": (43, 19, 84.0),
-    "efficientnet_b7": (66, 37, 84.3),
-}
 
-
-# Eval crop fraction used by the official code (crop_padding 32): res / (res + 32).
 def released(name: str) -> Architecture:
     """One of the released models, built from B0 with the table's coefficients."""
-    width, depth, res, dropout = RELEASED[name]
-    arch = scale(B0, depth=depth, width=width, name=name)
-    return arch.replace(resolution=res, dropout=dropout, crop_pct=round(res / (res + 32), 4))
+    return released_variant(B0, name, RELEASED[name])
 
 
 ARCHITECTURES = {name: (lambda n=name: released(n)) for name in RELEASED}

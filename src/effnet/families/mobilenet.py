@@ -61,32 +61,7 @@ MOBILENET_V2 = Architecture(
     interpolation="bilinear",
 )
 
-# Published figures at 224x224 with 1000 classes: (params in millions, multiply-adds in
-# billions). MobileNet papers: 4.2M / 569M and 3.4M (3.5M in torchvision) / 300M.
-PUBLISHED: dict[str, tuple[float, float]] = {
-    "mobilenet_v1": (4.2, 0.57),
-    "mobilenet_v2": (3.5, 0.30),
-}
-
-# Table 3 of Tan & Le 2019: row -> (depth, width, resolution multipliers, multiply-adds in
-# billions, top-1 %). ``None`` multipliers: the compound coefficients were not published;
-# COMPOUND_PHI holds the phi (default alpha, beta, gamma) that matches the row's cost.
-TABLE3: dict[str, dict[str, tuple[float | None, float | None, float | None, float, float]]] = {
-    "mobilenet_v1": {
-        "baseline": (1.0, 1.0, 1.0, 0.6, 70.6),
-        "w=2": (1.0, 2.0, 1.0, 2.2, 74.2),
-        "r=2": (1.0, 1.0, 2.0, 2.2, 72.7),
-        "compound": (1.4, 1.2, 1.3, 2.3, 75.6),
-    },
-    "mobilenet_v2": {
-        "baseline": (1.0, 1.0, 1.0, 0.3, 72.0),
-        "d=4": (4.0, 1.0, 1.0, 1.2, 76.8),
-        "w=2": (1.0, 2.0, 1.0, 1.1, 76.4),
-        "r=2": (1.0, 1.0, 2.0, 1.2, 74.8),
-        "compound": (None, None, None, 1.3, 77.4),
-    },
-}
-
+# Table 3's compound rows (effnet.paper.TABLE3) do not publish their coefficients: the
 # phi whose compound scaling (alpha 1.2, beta 1.1, gamma 1.15) of MobileNetV2 comes nearest
 # to the 1.3B multiply-adds of Table 3's compound row (found with scaling.fit, "nearest"):
 # 1.284B (-1.2%); every phi in [1.804, 1.810] gives that network (d 1.39, w 1.19, 288 px).

@@ -34,23 +34,7 @@ RESNET50 = Architecture(
     interpolation="bilinear",
 )
 
-# Published figures at 224x224 with 1000 classes: (params in millions, multiply-adds in
-# billions); He et al. give 3.8 GFLOPs (counting the stride on the first 1x1), torchvision
-# and Tan & Le 4.1B for the v1.5 layout used here.
-PUBLISHED: dict[str, tuple[float, float]] = {"resnet50": (25.6, 4.1)}
-
-# Table 3 of Tan & Le 2019: row -> (depth, width, resolution multipliers, multiply-adds in
-# billions, top-1 %); ``None``: compound coefficients not published (see COMPOUND_PHI).
-TABLE3: dict[str, dict[str, tuple[float | None, float | None, float | None, float, float]]] = {
-    "resnet50": {
-        "baseline": (1.0, 1.0, 1.0, 4.1, 76.0),
-        "d=4": (4.0, 1.0, 1.0, 16.2, 78.1),
-        "w=2": (1.0, 2.0, 1.0, 14.7, 77.7),
-        "r=2": (1.0, 1.0, 2.0, 16.4, 77.5),
-        "compound": (None, None, None, 16.7, 78.8),
-    },
-}
-
+# Table 3's compound rows (effnet.paper.TABLE3) do not publish their coefficients: the
 # phi whose compound scaling (alpha 1.2, beta 1.1, gamma 1.15) of ResNet-50 comes nearest
 # to the 16.7B multiply-adds of Table 3's compound row (found with scaling.fit, "nearest"):
 # 16.73B (+0.2%); every phi in [2.042, 2.054] gives that network (d 1.45, w 1.21, 298 px).

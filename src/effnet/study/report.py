@@ -15,16 +15,10 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from effnet import paper
 from effnet.io import atomic_write_text, atomic_write_with
+from effnet.scaling import effective_multipliers
 from effnet.study.study import SWEEP_KEYS, Point, Study
-
-PAPER_TABLE7 = {  # Tan & Le 2019, Table 7: B0 scaled to ~1.8B FLOPs (top-1 on ImageNet)
-    "baseline": 77.3,
-    "depth": 79.0,
-    "width": 78.9,
-    "resolution": 79.1,
-    "compound": 81.1,
-}
 
 
 def aggregate(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -40,7 +34,7 @@ def aggregate(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
             key=key, n=len(rs), macs=rs[0]["macs"], params=rs[0]["params"],
             resolution=rs[0]["resolution"], test_mean=statistics.fmean(test),
             test_std=statistics.stdev(test) if len(test) > 1 else 0.0,
-            minival_mean=statistics.fmean(mini),
+            minival_mean=statistics.fmean(mini) if None not in mini else None,  # no minival
             train_time_s=sum(r["train_time_s"] or 0.0 for r in rs),
         )  # fmt: skip
     return out
@@ -99,18 +93,21 @@ def table7(points: list[Point], agg: dict[str, dict[str, Any]]) -> list[str]:
     out = [
         f"## Table 7 analogue: one method each at ~{target / 1e6:.2f}M multiply-adds",
         "",
-        "| method | depth | width | resolution | params | multiply-adds | vs target "
-        "| test top-1 % (mean ± std) | minival top-1 % | paper (ImageNet) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| method | depth | width | resolution | effective d / w / r | params | multiply-adds "
+        "| vs target | test top-1 % (mean ± std) | minival top-1 % | paper (ImageNet) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+    base = next((p for p in t7 if p.method == "baseline"), t7[0])
     for p in t7:
+        d, w, r = effective_multipliers(base.arch, p.arch)
         a = agg.get(p.key)
         err = "" if p.method == "baseline" else f"{p.relative_error:+.1%}"
         params = f"{a['params'] / 1e6:.2f}M" if a and a["params"] else "-"
-        mini = f"{a['minival_mean']:.2f}" if a else "-"
+        mini = f"{a['minival_mean']:.2f}" if a and a["minival_mean"] is not None else "-"
         out.append(
-            f"| {p.method} | {p.depth:.3g} | {p.width:.3g} | {p.arch.resolution} | {params} "
-            f"| {p.macs / 1e6:.2f}M | {err} | {pct(a)} | {mini} | {PAPER_TABLE7[p.method]} |"
+            f"| {p.method} | {p.depth:.3g} | {p.width:.3g} | {p.arch.resolution} "
+            f"| {d:.2f} / {w:.2f} / {r:.2f} | {params} "
+            f"| {p.macs / 1e6:.2f}M | {err} | {pct(a)} | {mini} | {paper.top1_table7(p.method)} |"
         )
     return [*out, "", *verdict(t7, agg), ""]
 
@@ -149,7 +146,9 @@ def verdict(t7: list[Point], agg: dict[str, dict[str, Any]]) -> list[str]:
         gap = a["test_mean"] - compound[1]["test_mean"]
         lines.append(
             f"Compound scaling is {gap:.2f} points behind the winner; the paper found "
-            "compound best on ImageNet (Table 7: 81.1% vs 79.1% for the best single dimension)."
+            f"compound best on ImageNet (Table 7: {paper.top1_table7('compound')}% vs "
+            f"{max(paper.top1_table7(m) for m in ('depth', 'width', 'resolution'))}% for the "
+            "best single dimension)."
         )
     elif compound is not None:
         lines.append("This agrees with the paper's Table 7, where compound scaling is best.")
@@ -208,9 +207,11 @@ def render_markdown(
 def plot(out: Path, points: list[Point], agg: dict[str, dict[str, Any]]) -> list[str]:
     """fig3.png / fig4.png (top-1 vs multiply-adds, one line per method, seed spread as error
     bars) and table7.png (Figure 8: the budget-matched models). Returns the file names."""
+    # matplotlib loads only when a plot is drawn
     import matplotlib
 
     matplotlib.use("Agg")
+    # matplotlib loads only when a plot is drawn
     import matplotlib.pyplot as plt
 
     written = []

@@ -9,23 +9,33 @@ Study folder::
     fig3.png, fig4.png, table7.png, report.md
 
 A run folder with ``summary.json`` is finished and never retrained; one without it (the
-study was interrupted) is resumed from its last checkpoint.
+study was interrupted) is resumed from its last checkpoint. The folder is locked while a
+study runs in it; ``force`` replaces only a folder effnet made (``effnet.rundir``), and only
+after the new study has validated.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
-import shutil
-import sys
+import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from effnet.data import DataSpec
 from effnet.errors import EffnetError
 from effnet.io import atomic_write_text
+from effnet.progress import Display
+from effnet.rundir import ToolFolder, safe_name
+from effnet.scaling import effective_multipliers
+from effnet.study.report import write_report
 from effnet.study.study import Point, Study, plan, unique_runs
+from effnet.train import runfolder, train
+from effnet.train.recipe import resolve
 
 TrainFn = Callable[..., Any]  # effnet.train.train's signature
 
@@ -38,42 +48,46 @@ class StudyResult:
     wall_time_s: float
 
 
-def prepare_folder(out: Path, study: Study | None, resume: bool, force: bool) -> Study:
-    """The study to run in ``out``: never overwrites a study without ``resume`` or ``force``."""
+def study_to_run(out: Path, study: Study | None, resume: bool) -> Study:
+    """The given study, or on resume the one saved in ``out`` (which a given one must
+    equal). Reads only: nothing in ``out`` changes before the study has validated."""
     saved = out / "study.json"
-    if resume:
-        if not saved.is_file():
-            if study is None:
-                raise EffnetError(f"cannot resume: {out} has no study.json")
-            return study
+    if resume and saved.is_file():
         old = Study.load(saved)
         if study is not None and study != old:
             raise EffnetError(
                 f"{out} holds a different study; resume it without a config, or pass --force"
             )
-        return old
+        study = old
     if study is None:
+        if resume:
+            raise EffnetError(f"cannot resume: {out} has no study.json")
         raise EffnetError("no study given (a config file, --quick, or --resume DIR)")
-    if out.exists() and any(out.iterdir()):
-        if not force:
-            raise EffnetError(
-                f"study folder {out} already exists (pass --resume to continue it, "
-                "--force to start over)"
-            )
-        shutil.rmtree(out)
+    safe_name(study.name, "study name")
     return study
+
+
+def open_folder(out: Path, resume: bool, force: bool) -> ToolFolder:
+    """Lock the study folder: an existing study to resume, or a new one. ``force`` replaces
+    only a folder effnet made as a study folder; any other folder is never touched."""
+    folder = ToolFolder(out, "study")
+    if resume and (out / "study.json").is_file():
+        folder.adopt()
+        return folder
+    exists = (
+        f"study folder {out} already exists (pass --resume to continue it, --force to start over)"
+    )
+    folder.claim(force, exists)
+    return folder
 
 
 def default_train_fn() -> TrainFn:
     """``effnet.train.train``, or a test double named by ``EFFNET_TRAIN_FN=module:function``."""
-    import importlib
-    import os
 
     spec = os.environ.get("EFFNET_TRAIN_FN")
     if spec:
         module, _, attr = spec.partition(":")
         return getattr(importlib.import_module(module), attr)
-    from effnet.train import train
 
     return train
 
@@ -89,65 +103,95 @@ def run_study(
     log: Callable[[str], None] | None = None,
 ) -> StudyResult:
     """Train every point of ``study`` for every seed into ``out``, then write the report."""
-    from effnet.data import DataSpec
-    from effnet.study.report import write_report
-    from effnet.train.recipe import resolve
 
     out = Path(out)
-    study = prepare_folder(out, study, resume, force)
+    study = study_to_run(out, study, resume)
     train_fn = train_fn or default_train_fn()
-    say = log or (lambda m: print(m, file=sys.stderr, flush=True))
     t0 = time.perf_counter()
     points = plan(study)
-    out.mkdir(parents=True, exist_ok=True)
-    study.save(out / "study.json")
-    atomic_write_text(out / "plan.json", json.dumps([p.to_dict() for p in points], indent=2))
     recipe = resolve(study.recipe).replace(**study.recipe_overrides)
     data = DataSpec.from_dict(study.data)
+    folder = open_folder(out, resume, force)  # only once the study has validated
+    try:
+        return _run_locked(out, study, points, recipe, data, train_fn, progress, log, t0)
+    finally:
+        folder.unlock()
+
+
+def _run_locked(
+    out: Path,
+    study: Study,
+    points: list[Point],
+    recipe: Any,
+    data: Any,
+    train_fn: TrainFn,
+    progress: bool,
+    log: Callable[[str], None] | None,
+    t0: float,
+) -> StudyResult:
+
+    study.save(out / "study.json")
+    atomic_write_text(out / "plan.json", json.dumps([p.to_dict() for p in points], indent=2))
     jobs = [(p, seed) for seed in study.seeds for p in unique_runs(points)]  # seed-major
-    say(f"study {study.name}: {len(jobs)} runs ({len(unique_runs(points))} models x "
-        f"{len(study.seeds)} seeds) in {out}")  # fmt: skip
-    rows: list[dict[str, Any]] = []
-    trained, spent = 0, 0.0
-    for i, (point, seed) in enumerate(jobs, start=1):
-        run_dir = out / "runs" / point.key / f"seed{seed}"
-        summary = run_dir / "summary.json"
-        if summary.is_file():
-            metrics = json.loads(summary.read_text())
-            say(f"[{i}/{len(jobs)}] {point.key} seed {seed}: done before "
-                f"(test top-1 {metrics['test_top1']:.2f}%)")  # fmt: skip
-        else:
-            eta = _eta(spent, trained, len(jobs) - i + 1)
-            cost = f"{point.macs / 1e6:.2f}M multiply-adds at {point.arch.resolution}px"
-            say(f"[{i}/{len(jobs)}] {point.key} seed {seed}: training {cost}{eta}")
-            started = time.perf_counter()
-            again = (run_dir / "config.json").is_file()
-            result = train_fn(
-                None if again else point.arch,
-                None if again else data,
-                recipe.replace(seed=seed),
-                run_dir,
-                resume=again,
-                progress=progress,
-            )
-            metrics = dict(result.metrics)
-            spent += time.perf_counter() - started
-            trained += 1
-            say(f"[{i}/{len(jobs)}] {point.key} seed {seed}: test top-1 "
-                f"{metrics['test_top1']:.2f}% ({time.perf_counter() - started:.0f} s)")  # fmt: skip
-        rows.append(result_row(point, points, seed, metrics, run_dir, out))
-        write_report(out, study, points, rows, final=False)
+    display = Display(
+        [p.macs for p, _ in jobs], title=f"study {study.name}", live=None if progress else False,
+        every_s=30.0 if progress else math.inf,
+    )  # fmt: skip
+    say = log or display.say
+    try:
+        rows, trained = _train_all(out, study, points, jobs, data, recipe, train_fn, display, say)
+    finally:
+        display.close()
     write_report(out, study, points, rows, final=True)
     wall = time.perf_counter() - t0
-    say(f"study {study.name}: {len(rows)} runs ({trained} trained now) in {wall:.0f} s; "
-        f"report: {out / 'report.md'}")  # fmt: skip
+    say(f"study {study.name}: {len(rows)} runs ({trained} trained now) in {wall:.0f} s")
     return StudyResult(out, rows, trained, wall)
 
 
-def _eta(spent: float, trained: int, remaining: int) -> str:
-    if not trained:
-        return ""
-    return f" (about {spent / trained * remaining / 60:.1f} min left)"
+def _train_all(
+    out: Path,
+    study: Study,
+    points: list[Point],
+    jobs: list[tuple[Point, int]],
+    data: Any,
+    recipe: Any,
+    train_fn: TrainFn,
+    display: Display,
+    say: Callable[[str], None],
+) -> tuple[list[dict[str, Any]], int]:
+    """Train (or pick up) every job in order, reporting after each; (rows, runs trained)."""
+
+    say(f"study {study.name}: {len(jobs)} runs ({len(unique_runs(points))} models x "
+        f"{len(study.seeds)} seeds) in {out}")  # fmt: skip
+    rows: list[dict[str, Any]] = []
+    trained = 0
+    for i, (point, seed) in enumerate(jobs):
+        run_dir = out / "runs" / point.key / f"seed{seed}"
+        summary = run_dir / runfolder.SUMMARY
+        tag = f"[{i + 1}/{len(jobs)}] {point.key} seed {seed}"
+        display.start_run(i, f"{point.key} seed {seed}")
+        if summary.is_file():
+            metrics = json.loads(summary.read_text())
+            display.finish_run(skipped=True)
+            say(f"{tag}: done before (test top-1 {metrics['test_top1']:.2f}%)")
+        else:
+            left = display.time_left()
+            eta = f" (study: about {left / 60:.1f} min left)" if left is not None else ""
+            cost = f"{point.macs / 1e6:.2f}M multiply-adds at {point.arch.resolution}px"
+            say(f"{tag}: training {cost}{eta}")
+            started = time.perf_counter()
+            progress = display if display.shows_steps else False
+            result = runfolder.train_or_resume(
+                train_fn, point.arch, data, recipe.replace(seed=seed), run_dir, progress
+            )
+            metrics = dict(result.metrics)
+            trained += 1
+            display.finish_run()
+            say(f"{tag}: test top-1 {metrics['test_top1']:.2f}% "
+                f"({time.perf_counter() - started:.0f} s)")  # fmt: skip
+        rows.append(result_row(point, points, seed, metrics, run_dir, out))
+        write_report(out, study, points, rows, final=False)
+    return rows, trained
 
 
 def result_row(
@@ -160,10 +204,14 @@ def result_row(
 ) -> dict[str, Any]:
     """One results.csv row; ``lines`` lists every experiment line the run belongs to."""
     lines = sorted({f"{p.group}:{p.method}" for p in points if p.key == point.key})
+    base = next((p for p in points if p.method == "baseline"), points[0])
+    eff = effective_multipliers(base.arch, point.arch)
     return dict(
         key=point.key, lines=";".join(lines), model=metrics.get("model", point.arch.name),
         depth=round(point.depth, 4), width=round(point.width, 4),
-        resolution_mult=round(point.resolution, 4), resolution=point.arch.resolution,
+        resolution_mult=round(point.resolution_mult, 4), resolution=point.arch.resolution,
+        effective_depth=round(eff[0], 4), effective_width=round(eff[1], 4),
+        effective_resolution_mult=round(eff[2], 4),
         params=metrics.get("params"), macs=metrics.get("macs", point.macs), seed=seed,
         minival_top1=metrics.get("minival_top1"), test_top1=metrics.get("test_top1"),
         test_top5=metrics.get("test_top5"), epochs=metrics.get("epochs"),

@@ -8,7 +8,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from effnet.study.search import PAPER, SearchConfig, _candidate_of, candidate_id, parse_candidate
+from optuna.trial import TrialState
+
+from effnet.io import atomic_write_text, atomic_write_with
+from effnet.registry import get_arch
+from effnet.scaling import constraint, scale_phi
+from effnet.study.coefficients import PAPER, SearchConfig, candidate_id, parse_candidate
+from effnet.study.report import to_csv
+from effnet.study.search_workers import candidate_of
 
 
 @dataclass(frozen=True)
@@ -21,13 +28,12 @@ class SearchResult:
 
 def collect(study: Any) -> list[dict[str, Any]]:
     """One row per candidate from its counted trial (complete or pruned), best first."""
-    from optuna.trial import TrialState
 
     ids = list(study.user_attrs["candidates"])
     rows: dict[str, dict[str, Any]] = {}
     failed: dict[str, int] = {}
     for t in study.get_trials(deepcopy=False):
-        cid = _candidate_of(t, ids)
+        cid = candidate_of(t, ids)
         if cid is None:
             continue
         if t.state == TrialState.FAIL:
@@ -38,7 +44,7 @@ def collect(study: Any) -> list[dict[str, Any]]:
         inter = t.intermediate_values
         value = t.value if t.state == TrialState.COMPLETE else inter[max(inter)] if inter else None
         rows[cid] = dict(
-            candidate=cid, alpha=a, beta=b, gamma=g, constraint=round(a * b * b * g * g, 4),
+            candidate=cid, alpha=a, beta=b, gamma=g, constraint=round(constraint(a, b, g), 4),
             state=t.state.name.lower(), minival_top1=value,
             test_top1=t.user_attrs.get("test_top1"), epochs=t.user_attrs.get("epochs"),
             params=t.user_attrs.get("params"), macs=t.user_attrs.get("macs"),
@@ -58,10 +64,6 @@ def collect(study: Any) -> list[dict[str, Any]]:
 
 def write_outputs(cfg: SearchConfig, study: Any, out: Path) -> SearchResult:
     """grid.csv, grid.md, grid.png, best.json and family/<baseline>-phi{1..7}.json."""
-    from effnet.io import atomic_write_text
-    from effnet.registry import get_arch
-    from effnet.scaling import scale_phi
-    from effnet.study.report import to_csv
 
     rows = collect(study)
     n_grid = len(study.user_attrs["candidates"])
@@ -104,8 +106,8 @@ def render_markdown(cfg: SearchConfig, rows: list[dict[str, Any]], n_grid: int) 
         b = done[0]
         lines.append(
             f"**Best:** alpha = {b['alpha']:g}, beta = {b['beta']:g}, gamma = {b['gamma']:g} "
-            f"(minival top-1 {b['minival_top1']:.2f}%); the paper found alpha = 1.2, "
-            "beta = 1.1, gamma = 1.15 on ImageNet."
+            f"(minival top-1 {b['minival_top1']:.2f}%); the paper found alpha = {PAPER[0]:g}, "
+            f"beta = {PAPER[1]:g}, gamma = {PAPER[2]:g} on ImageNet."
         )
         p = next((r for r in rows if r["candidate"] == paper), None)
         if p is not None and p["minival_top1"] is not None:
@@ -134,12 +136,12 @@ def render_markdown(cfg: SearchConfig, rows: list[dict[str, Any]], n_grid: int) 
 
 def plot_grid(path: Path, rows: list[dict[str, Any]]) -> None:
     """Minival top-1 over (beta, gamma), alpha written next to each point; pruned hollow."""
+    # matplotlib loads only when a plot is drawn
     import matplotlib
 
     matplotlib.use("Agg")
+    # matplotlib loads only when a plot is drawn
     import matplotlib.pyplot as plt
-
-    from effnet.io import atomic_write_with
 
     fig, ax = plt.subplots(figsize=(6, 5))
     done = [r for r in rows if r["state"] == "complete"][::-1]  # worst first, best on top
@@ -165,7 +167,7 @@ def plot_grid(path: Path, rows: list[dict[str, Any]]) -> None:
     ax.scatter([PAPER[1]], [PAPER[2]], marker="x", color="red", s=60)
     ax.set_xlabel("beta (width)")
     ax.set_ylabel("gamma (resolution)")
-    ax.set_title("alpha, beta, gamma grid (x: the paper's 1.2, 1.1, 1.15)")
+    ax.set_title(f"alpha, beta, gamma grid (x: the paper's {', '.join(map(str, PAPER))})")
     ax.grid(alpha=0.3)
     fig.tight_layout()
     atomic_write_with(path, lambda tmp: fig.savefig(tmp, format="png", dpi=110))

@@ -16,17 +16,16 @@ reached by two experiments (the baseline is in every sweep) is trained once.
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from effnet.arch import Architecture
 from effnet.errors import EffnetError
 from effnet.record import Record, checked_fields, construct
-
-SWEEP_KEYS = ("width", "depth", "resolution")
-METHODS = ("depth", "width", "resolution", "compound")
+from effnet.registry import get_arch
+from effnet.scaling import PAPER_COEFFICIENTS, compound, fit, scale, scale_phi
+from effnet.study.checks import METHODS, SWEEP_KEYS, validate
 
 
 @dataclass(frozen=True)
@@ -48,7 +47,7 @@ class Study(Record):
     fig4_width: tuple[float, ...] = ()  # ... each swept over these widths
     budget: float | None = 4.0  # Table 7: target multiply-adds / the baseline's; None: skip
     methods: tuple[str, ...] = METHODS  # which Table-7 methods to fit
-    coefficients: tuple[float, float, float] = (1.2, 1.1, 1.15)  # alpha, beta, gamma
+    coefficients: tuple[float, float, float] = PAPER_COEFFICIENTS  # alpha, beta, gamma
     tolerance: float = 0.05  # every budget-matched model within this of the target
 
     def __post_init__(self) -> None:
@@ -56,6 +55,22 @@ class Study(Record):
 
     def replace(self, **changes: Any) -> Study:
         return dataclasses.replace(self, **changes)
+
+    def with_budget(
+        self,
+        seeds: tuple[int, ...] | list[int] | None = None,
+        epochs: float | None = None,
+        subset: int | None = None,
+    ) -> Study:
+        """The same study with other seeds, epochs per run or training images (None: keep)."""
+        changes: dict[str, Any] = {}
+        if seeds:
+            changes["seeds"] = tuple(seeds)
+        if epochs is not None:
+            changes["recipe_overrides"] = {**self.recipe_overrides, "epochs": epochs}
+        if subset is not None:
+            changes["data"] = {**self.data, "subset": subset}
+        return self.replace(**changes) if changes else self
 
     KIND: ClassVar[str] = "study"  # JSON in and out: effnet.record.Record
 
@@ -65,6 +80,13 @@ class Study(Record):
         if "sweeps" in d:
             if not isinstance(d["sweeps"], dict):
                 raise EffnetError("study: 'sweeps' must be an object like {\"width\": [1, 2]}")
+            unknown = [k for k in d["sweeps"] if k not in SWEEP_KEYS]
+            if unknown:
+                raise EffnetError(
+                    f"study: unknown sweep key(s) "
+                    f"{', '.join(k if k.isidentifier() else repr(k) for k in unknown)} "
+                    f"(known: {', '.join(SWEEP_KEYS)})"
+                )
             d["sweeps"] = {k: _floats(v, f"sweeps.{k}") for k, v in d["sweeps"].items()}
         for key in ("seeds", "methods", "fig4_width", "coefficients"):
             if key in d:
@@ -89,48 +111,6 @@ def _floats(v: Any, where: str) -> tuple[float, ...]:
     return tuple(out)
 
 
-def _positive(values: tuple[float, ...], where: str) -> None:
-    for v in values:
-        if not (math.isfinite(v) and v > 0):
-            raise EffnetError(f"study: {where} multipliers must be positive, got {v:g}")
-
-
-def validate(s: Study) -> None:
-    """Reject a study that cannot run, naming the field."""
-    unknown = sorted(set(s.sweeps) - set(SWEEP_KEYS))
-    if unknown:
-        raise EffnetError(
-            f"study: unknown sweep key(s) {', '.join(unknown)} (known: {', '.join(SWEEP_KEYS)})"
-        )
-    for k, values in s.sweeps.items():
-        _positive(tuple(values), f"sweeps.{k}")
-    _positive(s.fig4_width, "fig4_width")
-    for pair in s.fig4_at:
-        if len(pair) != 2:
-            raise EffnetError(f"study: fig4_at entries are [depth, resolution] pairs, got {pair}")
-        _positive(tuple(pair), "fig4_at")
-    if bool(s.fig4_at) != bool(s.fig4_width):
-        raise EffnetError("study: fig4_at and fig4_width must be given together")
-    _positive((s.baseline_width, s.baseline_depth), "baseline_width/baseline_depth")
-    if s.budget is not None and not (math.isfinite(s.budget) and s.budget > 0):
-        raise EffnetError(f"study: budget must be a positive multiple, got {s.budget}")
-    bad = sorted(set(s.methods) - set(METHODS))
-    if bad:
-        raise EffnetError(
-            f"study: unknown method(s) {', '.join(bad)} (known: {', '.join(METHODS)})"
-        )
-    if not s.seeds or len(set(s.seeds)) != len(s.seeds):
-        raise EffnetError(f"study: seeds must be a non-empty list of distinct ints, got {s.seeds}")
-    if s.resolution is not None and s.resolution < 8:
-        raise EffnetError(f"study: resolution must be >= 8 pixels, got {s.resolution}")
-    if len(s.coefficients) != 3:
-        raise EffnetError("study: coefficients must be [alpha, beta, gamma]")
-    if not 0 < s.tolerance < 1:
-        raise EffnetError(f"study: tolerance must be in (0, 1), got {s.tolerance}")
-    if not s.sweeps and not s.fig4_at and s.budget is None:
-        raise EffnetError("study: nothing to run (give sweeps, fig4_at/fig4_width or a budget)")
-
-
 # -- points ---------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Point:
@@ -140,7 +120,7 @@ class Point:
     method: str  # the line it is drawn on: width, depth, resolution, compound, baseline, d2-r1.3
     depth: float  # multipliers relative to the study's baseline
     width: float
-    resolution: float
+    resolution_mult: float  # the paper's r; the pixels are arch.resolution
     arch: Architecture
     macs: int  # multiply-adds of one image with the study's head and input channels
     target: float | None = None  # Table 7: the multiply-add target it was fitted to
@@ -158,7 +138,7 @@ class Point:
     def to_dict(self) -> dict[str, Any]:
         return dict(
             key=self.key, group=self.group, method=self.method, depth=self.depth,
-            width=self.width, resolution_mult=self.resolution,
+            width=self.width, resolution_mult=self.resolution_mult,
             resolution=self.arch.resolution, macs=self.macs, target=self.target,
             relative_error=self.relative_error, model=self.arch.name,
         )  # fmt: skip
@@ -180,6 +160,7 @@ def data_shape(data: dict[str, Any]) -> tuple[int, int]:
 
 def macs(arch: Architecture, num_classes: int = 1000, in_chans: int = 3) -> int:
     """Multiply-adds of one image with the study's head (see ``effnet.profile``)."""
+    # torch: this module's data and checks load without it
     from effnet.profile import arch_macs
 
     return arch_macs(arch, num_classes, in_chans)
@@ -187,45 +168,43 @@ def macs(arch: Architecture, num_classes: int = 1000, in_chans: int = 3) -> int:
 
 def baseline_arch(s: Study) -> Architecture:
     """The study's baseline (see :func:`proxy_baseline`)."""
-    return proxy_baseline(
-        s.baseline, s.baseline_phi, s.baseline_width, s.baseline_depth, s.resolution,
-        s.coefficients, f"{s.name}-baseline",
-    )  # fmt: skip
+    return proxy_baseline(s, f"{s.name}-baseline")
 
 
-def proxy_baseline(
-    model: str,
-    phi: float | None,
-    width: float,
-    depth: float,
-    resolution: int | None,
-    coefficients: tuple[float, float, float],
-    name: str,
-) -> Architecture:
-    """A named model or architecture file, optionally shrunk by ``phi`` and then by
-    ``width`` / ``depth``, at ``resolution`` px; renamed, with multipliers reset to 1."""
-    from effnet.registry import get_arch
-    from effnet.scaling import scale, scale_phi
+class ProxyFields(Protocol):
+    """The fields a Study and a SearchConfig share to describe their small proxy baseline."""
 
-    arch = get_arch(model)
-    if phi is not None:
-        arch = scale_phi(arch, phi, *coefficients)
-    if (width, depth) != (1.0, 1.0):
-        arch = scale(arch, depth=depth, width=width)
-    if resolution is not None:
-        arch = arch.replace(resolution=resolution)
+    baseline: str
+    baseline_phi: float | None
+    baseline_width: float
+    baseline_depth: float
+    resolution: int | None
+    coefficients: tuple[float, float, float]
+
+
+def proxy_baseline(cfg: ProxyFields, name: str) -> Architecture:
+    """``cfg.baseline`` (a named model or architecture file), optionally shrunk by
+    ``baseline_phi`` and then by ``baseline_width`` / ``baseline_depth``, at ``resolution``
+    px; renamed ``name``, with its multipliers reset to 1."""
+
+    arch = get_arch(cfg.baseline)
+    if cfg.baseline_phi is not None:
+        arch = scale_phi(arch, cfg.baseline_phi, *cfg.coefficients)
+    if (cfg.baseline_width, cfg.baseline_depth) != (1.0, 1.0):
+        arch = scale(arch, depth=cfg.baseline_depth, width=cfg.baseline_width)
+    if cfg.resolution is not None:
+        arch = arch.replace(resolution=cfg.resolution)
     return arch.replace(name=name, width=1.0, depth=1.0)
 
 
 def plan(s: Study) -> list[Point]:
     """Every point of the study, in training order: Table 7 first, then Fig 3, then Fig 4."""
-    from effnet.scaling import scale
 
     base = baseline_arch(s)
     shape = data_shape(s.data)
 
     def point(group: str, method: str, d: float, w: float, r: float) -> Point:
-        arch = scale(base, depth=d, width=w, resolution=r, name=f"{s.name}-d{d:.4g}-w{w:.4g}")
+        arch = scale(base, depth=d, width=w, resolution_mult=r, name=f"{s.name}-d{d:.4g}-w{w:.4g}")
         arch = arch.replace(name=f"{s.name}-d{d:.4g}-w{w:.4g}-r{arch.resolution}")
         return Point(group, method, d, w, r, arch, macs(arch, *shape))
 
@@ -262,7 +241,6 @@ def budget_points(s: Study, base: Architecture, shape: tuple[int, int]) -> list[
     architectures, the one whose multiply-adds are closest to the target; a method that
     cannot come within ``tolerance`` (e.g. a budget below the baseline) is an error.
     """
-    from effnet.scaling import fit, scale
 
     assert s.budget is not None
     base_macs = macs(base, *shape)
@@ -274,22 +252,23 @@ def budget_points(s: Study, base: Architecture, shape: tuple[int, int]) -> list[
 
     def one_dim(method: str) -> Any:
         def make(x: float) -> Architecture:
-            return scale(base, **{method: x})
+            return scale(base, **{SCALE_ARGUMENT[method]: x})
 
         prec = 0.004 if method == "resolution" else 0.01
         hi = _bracket(make, cost, target, 2.0)
         return fit(make, cost, target, 1.0, hi, mode="nearest", precision=prec)
 
-    def compound(phi: float) -> Architecture:
-        return scale(base, depth=alpha**phi, width=beta**phi, resolution=gamma**phi)
+    def compound_scaled(phi: float) -> Architecture:
+        depth, width, resolution_mult = compound(phi, alpha, beta, gamma)
+        return scale(base, depth=depth, width=width, resolution_mult=resolution_mult)
 
     out = [Point("table7", "baseline", 1.0, 1.0, 1.0, base, base_macs, target)]
     for method in s.methods:
         try:
             if method == "compound":
-                hi = _bracket(compound, cost, target, 1.0)
-                f = fit(compound, cost, target, 0.0, hi, mode="nearest", precision=0.01)
-                mult = (alpha**f.value, beta**f.value, gamma**f.value)
+                hi = _bracket(compound_scaled, cost, target, 1.0)
+                f = fit(compound_scaled, cost, target, 0.0, hi, mode="nearest", precision=0.01)
+                mult = compound(f.value, alpha, beta, gamma)
             else:
                 f = one_dim(method)
                 mult = _mult_of(method, f.value)
@@ -323,6 +302,10 @@ def _bracket(make: Any, cost: Any, target: float, start: float, limit: float = 6
             return x
         x *= 2
     return limit
+
+
+# a single-dimension method's name -> the scale() argument it sets
+SCALE_ARGUMENT = {"depth": "depth", "width": "width", "resolution": "resolution_mult"}
 
 
 def _mult_of(method: str, value: float) -> tuple[float, float, float]:

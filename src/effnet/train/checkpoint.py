@@ -47,6 +47,30 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def training_state(state: Any, extra: dict[str, Any]) -> dict[str, Any]:
+    """What ``last.pt`` holds: a ``TrainState``'s weights, EMA, optimizer, counters, RNGs."""
+    return {
+        "model": state.raw.state_dict(),
+        "ema": state.ema.state_dict() if state.ema is not None else None,
+        "optimizer": state.optimizer.state_dict(),
+        "step": state.step,
+        "loss_sum": state.loss_sum,
+        "loss_count": state.loss_count,
+        "rng": rng_state(),
+        **extra,
+    }
+
+
+def restore(state: Any, ck: dict[str, Any]) -> None:
+    """Put a ``training_state`` checkpoint back into a freshly built ``TrainState``."""
+    state.raw.load_state_dict(ck["model"])
+    if state.ema is not None and ck["ema"] is not None:
+        state.ema.load_state_dict(ck["ema"])
+    state.optimizer.load_state_dict(ck["optimizer"])
+    state.step, state.loss_sum, state.loss_count = ck["step"], ck["loss_sum"], ck["loss_count"]
+    set_rng_state(ck["rng"])
+
+
 def save(folder: str | Path, state: dict[str, Any], name: str = LAST) -> Path:
     """Write ``state`` to ``folder/name`` atomically; the replaced ``last.pt`` is kept."""
     folder = Path(folder)
@@ -82,6 +106,8 @@ def load_latest(folder: str | Path) -> dict[str, Any]:
     for name in (LAST, PREVIOUS):
         path = folder / name
         if not path.exists():
+            if name == LAST and (folder / PREVIOUS).exists():
+                print(f"effnet: warning: {path} is missing; using {PREVIOUS}", file=sys.stderr)
             continue
         try:
             return load_file(path)

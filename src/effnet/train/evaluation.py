@@ -12,10 +12,13 @@ from torch import nn
 from effnet.arch import Architecture
 from effnet.data import BatchTransform, DataSpec, load_splits
 from effnet.errors import EffnetError
+from effnet.hub import create_model
 from effnet.io import atomic_write_with
 from effnet.model import build
-from effnet.train import checkpoint, distributed
+from effnet.registry import ARCHITECTURES
+from effnet.train import checkpoint, distributed, runfolder
 from effnet.train.loop import batches, evaluate
+from effnet.weights import from_pretrained
 
 SPLITS = ("test", "minival", "train")
 
@@ -24,14 +27,16 @@ def load_run_model(run_dir: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     """The best weights of a run folder (falling back to its last checkpoint), and its config."""
     run = Path(run_dir)
     try:
-        config = json.loads((run / "config.json").read_text())
-    except (OSError, json.JSONDecodeError):
+        config = json.loads((run / runfolder.CONFIG).read_text())
+    except (OSError, ValueError):  # ValueError: malformed JSON or not UTF-8
         raise EffnetError(f"{run} is not a run folder (no readable config.json)") from None
     arch = Architecture.from_dict(config["model"])
     net = build(arch, num_classes=config["num_classes"], in_chans=config["in_chans"])
-    best = run / "checkpoints" / checkpoint.BEST
+    best = run / runfolder.CHECKPOINTS / checkpoint.BEST
     state = (
-        checkpoint.load_file(best) if best.exists() else checkpoint.load_latest(run / "checkpoints")
+        checkpoint.load_file(best)
+        if best.exists()
+        else checkpoint.load_latest(run / runfolder.CHECKPOINTS)
     )
     net.load_state_dict(state["model"])
     return net.eval(), config
@@ -53,15 +58,13 @@ def evaluate_run(
     target = run_dir_or_model
     if isinstance(target, nn.Module):
         net, config = target, None
-    elif (Path(target) / "config.json").is_file() and (Path(target) / "checkpoints").is_dir():
+    elif runfolder.is_run(Path(target)):
         net, config = load_run_model(target)
     elif (Path(target) / "model.safetensors").is_file():
-        from effnet.weights import from_pretrained
-
         net, config = from_pretrained(target), None
     else:
-        from effnet.registry import create_model
-
+        if not Path(target).exists() and str(target) not in ARCHITECTURES:
+            raise EffnetError(f"{target}: no such run folder, saved model or model name")
         if data is None:
             raise EffnetError("evaluating a model (not a run folder) needs a data spec")
         splits = load_splits(data)
@@ -75,6 +78,10 @@ def evaluate_run(
     splits = load_splits(data, arch.resolution)
     if splits.num_classes != net.num_classes:
         raise EffnetError(f"model has {net.num_classes} classes, data has {splits.num_classes}")
+    if splits.in_chans != getattr(net, "in_chans", splits.in_chans):
+        raise EffnetError(
+            f"{arch.name} takes {net.in_chans}-channel images; the data has {splits.in_chans}"
+        )
     transform = BatchTransform(
         arch.resolution,
         arch.mean,
@@ -95,9 +102,11 @@ def evaluate_run(
 
 def plot_confusion(confusion: list[list[int]], class_names: list[str], path: str | Path) -> Path:
     """A confusion-matrix heat map (rows: true class, columns: predicted), written atomically."""
+    # matplotlib loads only when a plot is drawn
     import matplotlib
 
     matplotlib.use("Agg")
+    # matplotlib loads only when a plot is drawn
     import matplotlib.pyplot as plt
 
     m = torch.tensor(confusion, dtype=torch.float64)

@@ -42,6 +42,7 @@ class TrainState:
     loss_sum: float = 0.0  # this epoch so far (for the epoch mean across a resume)
     loss_count: int = 0
     time_fraction: float = 0.0  # elapsed / max_time_s (same on every rank)
+    prepare: Callable[[TrainState], None] | None = None  # before each step (fine-tune freezing)
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -116,6 +117,8 @@ def train_one_epoch(
         t0 = time.perf_counter()
         images = images.to(d.device, non_blocking=True)
         labels = labels.to(d.device, non_blocking=True)
+        if state.prepare is not None:
+            state.prepare(state)
         factor = lr_factor(state.step, state.steps_per_epoch, r, state.time_fraction)
         set_lr(state.optimizer, state.peak_lr * factor)
         with torch.no_grad():

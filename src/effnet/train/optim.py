@@ -14,6 +14,7 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
+from effnet.train.finetune import is_head
 from effnet.train.recipe import Recipe
 
 
@@ -56,21 +57,34 @@ class RMSpropTF(torch.optim.Optimizer):
                     p.sub_(step, alpha=lr)
 
 
-def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """Weight decay on conv/linear weights only; never on BN parameters or biases."""
-    decay, no_decay = [], []
-    for _, p in model.named_parameters():
-        if p.requires_grad:
-            (no_decay if p.ndim <= 1 else decay).append(p)
-    return [
-        dict(params=decay, weight_decay=weight_decay),
-        dict(params=no_decay, weight_decay=0.0),
-    ]
+def param_groups(
+    model: nn.Module, weight_decay: float, backbone_lr_mult: float = 1.0
+) -> list[dict]:
+    """Weight decay on conv/linear weights only; never on BN parameters or biases.
+
+    With ``backbone_lr_mult != 1`` the head (the classifier) and the backbone get groups of
+    their own, the backbone's with ``lr_mult`` = ``backbone_lr_mult`` (``set_lr`` applies it).
+    Parameters that do not require gradients (frozen batch norm) are left out.
+    """
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    if backbone_lr_mult == 1.0:
+        parts = [(1.0, named)]
+    else:
+        parts = [
+            (1.0, [(n, p) for n, p in named if is_head(n)]),
+            (backbone_lr_mult, [(n, p) for n, p in named if not is_head(n)]),
+        ]
+    groups = []
+    for mult, part in parts:
+        decay, no_decay = [p for _, p in part if p.ndim > 1], [p for _, p in part if p.ndim <= 1]
+        groups.append(dict(params=decay, weight_decay=weight_decay, lr_mult=mult))
+        groups.append(dict(params=no_decay, weight_decay=0.0, lr_mult=mult))
+    return groups
 
 
 def make_optimizer(model: nn.Module, recipe: Recipe, lr: float) -> torch.optim.Optimizer:
     """The recipe's optimizer over ``model``'s parameters, at peak learning rate ``lr``."""
-    groups = param_groups(model, recipe.weight_decay)
+    groups = param_groups(model, recipe.weight_decay, recipe.backbone_lr_mult)
     if recipe.optimizer == "rmsprop_tf":
         return RMSpropTF(
             groups, lr=lr, rho=recipe.rmsprop_decay, momentum=recipe.momentum, eps=recipe.opt_eps
@@ -108,5 +122,6 @@ def lr_factor(step: int, steps_per_epoch: int, recipe: Recipe, time_fraction: fl
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    """Every group's learning rate: ``lr`` times the group's ``lr_mult`` (1 when absent)."""
     for group in optimizer.param_groups:
-        group["lr"] = lr
+        group["lr"] = lr * group.get("lr_mult", 1.0)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -61,8 +62,14 @@ class Recipe(Record):
     zero_init_last: bool = False  # residual blocks start as identities (last BN scale 0)
     eval_every: int = 1  # epochs between minival evaluations
     eval_batch_size: int = 256
+    # fine-tuning from init weights (effnet.train.finetune); each needs init weights
+    freeze_epochs: float = 0  # backbone (all but the classifier) frozen, in eval mode, this long
+    backbone_lr_mult: float = 1.0  # the backbone's learning rate as a multiple of the head's
+    freeze_bn: bool = False  # batch norm statistics and affine frozen for the whole run
 
     def __post_init__(self) -> None:
+        if isinstance(self.randaugment, list):  # from JSON overrides (a study's, --set)
+            object.__setattr__(self, "randaugment", tuple(self.randaugment))
         validate(self)
 
     def replace(self, **changes: Any) -> Recipe:
@@ -73,33 +80,70 @@ class Recipe(Record):
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Recipe:
         d = checked_fields(cls, data, "recipe")
-        if d.get("randaugment") is not None:
+        if isinstance(d.get("randaugment"), list):
             d["randaugment"] = tuple(d["randaugment"])
         return construct(cls, d, "recipe")
 
 
+# (low, high, whether low is allowed): ranges of the numeric fields; None = unbounded
+_RANGES: dict[str, tuple[float | None, float | None, bool]] = {
+    "epochs": (0, None, False), "batch_size": (2, None, True), "lr": (0, None, False),
+    "warmup_epochs": (0, None, True), "decay_rate": (0, 1, False),
+    "decay_epochs": (0, None, False), "min_lr_ratio": (0, 1, True), "momentum": (0, 1, True),
+    "rmsprop_decay": (0, 1, True), "opt_eps": (0, None, False), "weight_decay": (0, None, True),
+    "label_smoothing": (0, 0.999, True), "drop_path": (0, 0.999, True),
+    "dropout": (0, 0.999, True), "bn_momentum": (0, 1, True), "ema_decay": (0, 0.999999, True),
+    "random_erasing": (0, 1, True), "crop_padding": (0, 1, True), "grad_clip": (0, None, False),
+    "seed": (0, 2**32 - 1, True), "max_time_s": (0, None, False), "log_every": (1, None, True),
+    "checkpoint_every": (0, None, True), "eval_every": (1, None, True),
+    "eval_batch_size": (1, None, True), "freeze_epochs": (0, None, True),
+    "backbone_lr_mult": (0, None, True),
+}  # fmt: skip
+_WHY = {"batch_size": " (batch norm needs more than one image per batch)"}
+
+
+def _check_number(name: str, v: Any, kind: str) -> None:
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        raise EffnetError(f"recipe {name} must be a number, got {v!r}")
+    if kind == "int" and not isinstance(v, int):
+        raise EffnetError(f"recipe {name} must be a whole number, got {v!r}")
+    if not math.isfinite(v):
+        raise EffnetError(f"recipe {name} must be a finite number, got {v!r}")
+    low, high, closed = _RANGES.get(name, (None, None, True))
+    if low is not None and (v < low or (v == low and not closed)):
+        op = ">=" if closed else ">"
+        raise EffnetError(f"recipe {name} must be {op} {low:g}, got {v!r}{_WHY.get(name, '')}")
+    if high is not None and v > high:
+        raise EffnetError(f"recipe {name} must be <= {high:g}, got {v!r}")
+
+
 def validate(r: Recipe) -> None:
-    for f in dataclasses.fields(r):  # switches must be true/false, numbers numbers
-        v, default = getattr(r, f.name), f.default
-        if isinstance(default, bool) and not isinstance(v, bool):
+    """Types first (switches true/false, numbers finite numbers), then each field's range."""
+    for f in dataclasses.fields(r):
+        v, kind = getattr(r, f.name), str(f.type)
+        if kind == "bool" and not isinstance(v, bool):
             raise EffnetError(f"recipe {f.name} must be true or false, got {v!r}")
-        if isinstance(default, int | float) and not isinstance(default, bool):
-            if v is None and "None" in str(f.type):
-                continue
-            if isinstance(v, bool) or not isinstance(v, int | float):
-                raise EffnetError(f"recipe {f.name} must be a number, got {v!r}")
-    if r.optimizer not in OPTIMIZERS:
-        raise EffnetError(f"recipe optimizer must be one of {OPTIMIZERS}, got {r.optimizer!r}")
-    if r.schedule not in SCHEDULES:
-        raise EffnetError(f"recipe schedule must be one of {SCHEDULES}, got {r.schedule!r}")
-    if r.amp not in (None, "bf16"):
+        if v is None and kind.endswith("| None"):
+            continue
+        if kind.startswith(("int", "float")):
+            _check_number(f.name, v, kind.split()[0])
+    for name, known in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES)):
+        if not isinstance(getattr(r, name), str) or getattr(r, name) not in known:
+            raise EffnetError(f"recipe {name} must be one of {known}, got {getattr(r, name)!r}")
+    if r.amp is not None and r.amp != "bf16":
         raise EffnetError(f"recipe amp must be 'bf16' or null, got {r.amp!r}")
-    if r.epochs <= 0 or r.batch_size < 1 or r.lr <= 0:
-        raise EffnetError("recipe epochs, batch_size and lr must be positive")
-    if r.ema_decay is not None and not 0 <= r.ema_decay < 1:
-        raise EffnetError(f"recipe ema_decay must be in [0, 1), got {r.ema_decay}")
-    if r.log_every < 1 or r.checkpoint_every < 0 or r.eval_every < 1:
-        raise EffnetError("recipe log_every and eval_every must be >= 1, checkpoint_every >= 0")
+    ra = r.randaugment
+    if ra is not None and not (
+        isinstance(ra, tuple)
+        and len(ra) == 2
+        and all(isinstance(x, int | float) and not isinstance(x, bool) for x in ra)
+        and isinstance(ra[0], int)
+        and 1 <= ra[0] <= 16
+        and 0 <= ra[1] <= 10
+    ):
+        raise EffnetError(
+            f"recipe randaugment must be [ops 1-16, magnitude 0-10] or null, got {ra!r}"
+        )
 
 
 def paper() -> Recipe:
@@ -144,9 +188,14 @@ RECIPES = {"paper": paper(), "cpu": cpu()}
 
 
 def resolve(name_or_path: str | Recipe) -> Recipe:
-    """A recipe by name (``paper``, ``cpu``), from a JSON file, or as given."""
+    """A recipe by name (``paper``, ``cpu``, or ``auto``: the paper's where a GPU is there,
+    else the CPU recipe), from a JSON file, or as given."""
     if isinstance(name_or_path, Recipe):
         return name_or_path
+    if name_or_path == "auto":
+        import torch  # the recipe data needs no torch; only this choice does
+
+        name_or_path = "paper" if torch.cuda.is_available() else "cpu"
     if name_or_path in RECIPES:
         return RECIPES[name_or_path]
     if str(name_or_path).endswith(".json") or Path(name_or_path).is_file():

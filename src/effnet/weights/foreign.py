@@ -1,4 +1,4 @@
-"""timm and torchvision state dicts mapped onto our models, with their conventions.
+"""timm, torchvision and efficientnet_pytorch state dicts mapped onto our models.
 
 Key names: our blocks use timm's role names, so a timm checkpoint maps one to one,
 except that timm builds EfficientNet's first stage from ``DepthwiseSeparableConv``
@@ -11,10 +11,13 @@ and the padding. timm's ``efficientnet_b*`` were trained in PyTorch (eps 1e-5,
 symmetric padding); timm's ``tf_efficientnet_*`` are TensorFlow ports (eps 1e-3, "same"
 padding: build ours with ``padding="same"``, i.e. the ``tf_efficientnet_*`` names);
 torchvision's b0-b4 use eps 1e-5, its b5-b7 (TensorFlow ports) eps 1e-3, both with
-symmetric padding. Loading sets the model's epsilon to the source's (it changes no
-shapes, so nothing is rebuilt) and records it in ``model.arch``, so a later
-``save_pretrained`` keeps it. Padding changes the modules, so it is the caller's choice
-of architecture; ours never guesses it.
+symmetric padding; ``efficientnet_pytorch`` checkpoints (TensorFlow ports) eps 1e-3 and
+"same" padding (key map and details in ``effnet.weights.efficientnet_pytorch``). Loading
+sets the model's epsilon to the source's (it changes no shapes, so nothing is rebuilt)
+and records it in ``model.arch``, so a later ``save_pretrained`` keeps it. Padding
+changes the modules, so it is the caller's choice of architecture; ours never guesses it
+(and refuses a TensorFlow port whose source says so, e.g. efficientnet_pytorch, in a
+symmetric-padding model).
 """
 
 from __future__ import annotations
@@ -30,11 +33,13 @@ from torch import nn
 
 from effnet.arch import Norm, Padding
 from effnet.errors import EffnetError
+from effnet.registry import ARCHITECTURES
+from effnet.weights.efficientnet_pytorch import is_efficientnet_pytorch, map_efficientnet_pytorch
 
 log = logging.getLogger(__name__)
 
-Source = Literal["auto", "effnet", "timm", "torchvision"]
-SOURCES = ("auto", "effnet", "timm", "torchvision")
+Source = Literal["auto", "effnet", "timm", "torchvision", "efficientnet_pytorch"]
+SOURCES = ("auto", "effnet", "timm", "torchvision", "efficientnet_pytorch")
 
 PYTORCH_EPS, TF_EPS = 1e-5, 1e-3
 # torchvision's b5, b6, b7 (ported from TensorFlow) use eps 1e-3; their head widths:
@@ -54,15 +59,21 @@ class Loaded:
 
 # -- source detection -----------------------------------------------------------------------
 def detect_source(state_dict: dict[str, torch.Tensor], model: nn.Module) -> str:
-    """'torchvision' (features.* names), 'timm' (depthwise-separable first blocks), 'effnet'."""
+    """'torchvision' (features.*), 'efficientnet_pytorch' (_conv_stem), 'timm', 'effnet'.
+
+    timm and ours share names; timm's first-stage depthwise-separable blocks tell them apart.
+    """
     if "features.0.0.weight" in state_dict:
         return "torchvision"
+    if is_efficientnet_pytorch(state_dict):
+        return "efficientnet_pytorch"
     if "conv_stem.weight" in state_dict:
         return "timm" if _timm_ds_blocks(state_dict, model.state_dict()) else "effnet"
     first = ", ".join(list(state_dict)[:3])
     raise EffnetError(
-        "unrecognised checkpoint: no 'conv_stem.weight' (effnet/timm) or 'features.0.0.weight' "
-        f"(torchvision) tensor; it starts with {first or 'nothing'}"
+        "unrecognised checkpoint: no 'conv_stem.weight' (effnet/timm), 'features.0.0.weight' "
+        f"(torchvision) or '_conv_stem.weight' (efficientnet_pytorch) tensor; it starts with "
+        f"{first or 'nothing'}"
     )
 
 
@@ -163,6 +174,8 @@ def source_eps(source: str, model: nn.Module, sd: dict[str, torch.Tensor]) -> fl
     """The batch-norm epsilon the checkpoint was trained with (None: keep the model's)."""
     if source == "timm":
         return TF_EPS if model.arch.padding is Padding.SAME else PYTORCH_EPS
+    if source == "efficientnet_pytorch":
+        return TF_EPS
     if source == "torchvision":
         heads = [k for k in sd if re.match(r"features\.\d+\.0\.weight$", k)]
         last = max(heads, key=lambda k: int(k.split(".")[1]), default=None)
@@ -183,11 +196,13 @@ def set_eps(model: nn.Module, eps: float) -> None:
 
 # -- checking and loading ---------------------------------------------------------------------
 def adapt_stem(weight: torch.Tensor, in_chans: int) -> torch.Tensor:
-    """RGB stem weights for ``in_chans`` inputs: the sum over RGB, shared out evenly.
+    """Stem weights for ``in_chans`` inputs: the sum over the checkpoint's input channels
+    (RGB, or one for a grayscale model), shared out evenly.
 
     A grey image repeated over the ``in_chans`` channels then gives exactly the response
-    the RGB stem gives to the grey image (summed for one channel, as grayscale checkpoints
-    are usually made); better than re-initialising the first layer of a trained network.
+    the original stem gives to the grey image (summed for one channel, as grayscale
+    checkpoints are usually made); better than re-initialising the first layer of a
+    trained network.
     """
     summed = weight.sum(1, keepdim=True)
     return summed.repeat(1, in_chans, 1, 1) / in_chans
@@ -243,13 +258,16 @@ def load_foreign(
     state_dict: dict[str, torch.Tensor],
     source: Source = "auto",
     eps: float | None = None,
+    head: bool = True,
 ) -> Loaded:
-    """Load a timm, torchvision or effnet state dict into ``model`` (in place).
+    """Load a timm, torchvision, efficientnet_pytorch or effnet state dict (in place).
 
     ``source="auto"`` tells them apart by key names. The model's batch-norm epsilon is set
     to the source's convention (see the module docstring) unless ``eps`` is given. Shapes
     must match exactly, except an RGB stem loaded into a model with other ``in_chans``,
-    whose weights are adapted (summed for grayscale) rather than re-initialised.
+    whose weights are adapted (summed for grayscale) rather than re-initialised. With
+    ``head=False`` the checkpoint's classifier is ignored and the model keeps its own
+    (fine-tuning for other classes).
     """
     if source not in SOURCES:
         raise EffnetError(f"unknown weights source {source!r} (known: {', '.join(SOURCES)})")
@@ -260,16 +278,23 @@ def load_foreign(
         mapped = map_torchvision(state_dict)
     elif source == "timm":
         mapped = map_timm(state_dict, target)
+    elif source == "efficientnet_pytorch":
+        require_same_padding(model, source)
+        mapped = map_efficientnet_pytorch(state_dict, target)
     else:
         mapped = {k: (k, t) for k, t in state_dict.items()}
     stem = mapped.get("conv_stem.weight")
     want = target.get("conv_stem.weight")
     if stem is not None and want is not None and stem[1].shape != want.shape:
         w = stem[1]
-        if w.shape[0] == want.shape[0] and w.shape[2:] == want.shape[2:] and w.shape[1] == 3:
+        if w.shape[0] == want.shape[0] and w.shape[2:] == want.shape[2:]:
             mapped["conv_stem.weight"] = (stem[0], adapt_stem(w, want.shape[1]))
+    checked = target
+    if not head:
+        mapped = {k: v for k, v in mapped.items() if not k.startswith("classifier.")}
+        checked = {k: v for k, v in target.items() if not k.startswith("classifier.")}
     name = getattr(getattr(model, "arch", None), "name", type(model).__name__)
-    check(mapped, target, name, source)
+    check(mapped, checked, name, source)
     new = {k: mapped[k][1] if k in mapped else v for k, v in target.items()}
     model.load_state_dict(new, strict=True)
     chosen = eps if eps is not None else source_eps(source, model, state_dict)
@@ -282,6 +307,18 @@ def load_foreign(
     return Loaded(source=source, tensors=len(mapped), eps=final)
 
 
+def require_same_padding(model: nn.Module, source: str) -> None:
+    """TensorFlow ports only reproduce their outputs with TensorFlow's "same" padding."""
+    arch = getattr(model, "arch", None)
+    if arch is None or arch.padding is Padding.SAME:
+        return
+    fix = f"tf_{arch.name}" if f"tf_{arch.name}" in ARCHITECTURES else "padding='same'"
+    raise EffnetError(
+        f"{source} weights need TensorFlow 'same' padding but {arch.name} uses "
+        f"{arch.padding.value!r} padding; use {fix}"
+    )
+
+
 def load_timm(model: nn.Module, state_dict: dict[str, torch.Tensor]) -> Loaded:
     """A timm ``efficientnet_b*`` / ``tf_efficientnet_*`` state dict (see load_foreign)."""
     return load_foreign(model, state_dict, source="timm")
@@ -290,3 +327,8 @@ def load_timm(model: nn.Module, state_dict: dict[str, torch.Tensor]) -> Loaded:
 def load_torchvision(model: nn.Module, state_dict: dict[str, torch.Tensor]) -> Loaded:
     """A torchvision ``efficientnet_b0..b7`` state dict (see load_foreign)."""
     return load_foreign(model, state_dict, source="torchvision")
+
+
+def load_efficientnet_pytorch(model: nn.Module, state_dict: dict[str, torch.Tensor]) -> Loaded:
+    """An ``efficientnet_pytorch`` state dict into a "same"-padding model (see load_foreign)."""
+    return load_foreign(model, state_dict, source="efficientnet_pytorch")

@@ -15,28 +15,21 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors.torch import save_file
 
-from effnet.arch import Architecture
+from effnet import __version__
+from effnet.arch import Architecture, preprocessing
 from effnet.errors import EffnetError
 from effnet.io import atomic_write_text, atomic_write_with
+from effnet.model import Network, build
+from effnet.weights.foreign import load_foreign
+from effnet.weights.safe import read_safetensors
 
 CONFIG, WEIGHTS = "config.json", "model.safetensors"
 FORMAT, FORMAT_VERSION = "effnet", 1
 
 
-def preprocessing(arch: Architecture) -> dict[str, Any]:
-    """The eval transform the weights expect (from the architecture's fields)."""
-    return dict(
-        resolution=arch.resolution,
-        crop_pct=arch.crop_pct,
-        interpolation=arch.interpolation,
-        mean=list(arch.mean),
-        std=list(arch.std),
-    )
-
-
 def make_config(model: torch.nn.Module, class_names: list[str] | None) -> dict[str, Any]:
-    from effnet import __version__
 
     return {
         "format": FORMAT,
@@ -62,9 +55,6 @@ def save_pretrained(
     weights first and config last, so a directory with a config is complete.
     ``class_names`` defaults to the model's ``class_names`` attribute, if any.
     """
-    from safetensors.torch import save_file
-
-    from effnet.model import Network
 
     if not isinstance(model, Network):
         raise EffnetError(f"save_pretrained needs an effnet model, got {type(model).__name__}")
@@ -120,9 +110,6 @@ def from_pretrained(directory: str | Path) -> torch.nn.Module:
 
     ``model.class_names`` is the saved list of class names, or None.
     """
-    from effnet.model import build
-    from effnet.weights.foreign import load_foreign
-    from effnet.weights.safe import read_safetensors
 
     folder = Path(directory)
     if folder.is_file() and folder.name == CONFIG:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError, safe_open
 
 from effnet.errors import EffnetError
 
@@ -29,14 +30,13 @@ WRAPPER_PREFIXES = ("module.", "_orig_mod.")
 
 def read_safetensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """Tensors and the string metadata of a safetensors file."""
-    from safetensors import SafetensorError, safe_open
 
     p = Path(path)
     try:
         with safe_open(str(p), framework="pt") as f:
             meta = dict(f.metadata() or {})
             return {k: f.get_tensor(k) for k in f.keys()}, meta
-    except (SafetensorError, OSError, ValueError) as e:
+    except (SafetensorError, OSError, ValueError, RuntimeError, TypeError) as e:
         raise EffnetError(f"cannot read safetensors file {p}: {e}") from None
 
 
@@ -53,6 +53,10 @@ def read_pickle(path: str | Path) -> Any:
         ) from None
     except (OSError, EOFError, RuntimeError, zipfile.BadZipFile, ValueError) as e:
         raise EffnetError(f"cannot read weights file {p}: {e}") from None
+    except Exception as e:  # a text or random file: the unpickler fails in many ways
+        raise EffnetError(
+            f"cannot read weights file {p}: not a PyTorch checkpoint ({type(e).__name__}: {e})"
+        ) from None
 
 
 def unwrap(obj: Any, where: str) -> dict[str, torch.Tensor]:
@@ -90,6 +94,9 @@ def read_state_dict(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str
 
 def _looks_like_safetensors(p: Path) -> bool:
     """safetensors starts with an 8-byte header length followed by a JSON object."""
-    with open(p, "rb") as f:
-        head = f.read(9)
+    try:
+        with open(p, "rb") as f:
+            head = f.read(9)
+    except OSError as e:
+        raise EffnetError(f"cannot read weights file {p}: {e.strerror}") from None
     return len(head) == 9 and head[8:9] == b"{"
