@@ -23,8 +23,10 @@ $(VENV)/.setup-dev: $(VENV)/.setup
 setup: $(VENV)/.setup
 setup-dev: $(VENV)/.setup-dev
 
-# Fashion-MNIST where this machine allows: an explicit folder, the Debian package, the user
-# cache; else install the Debian package (root + apt) or download with checksums.
+# Fashion-MNIST where this machine allows: an explicit folder, the Debian package
+# (dataset-fashion-mnist), the user cache; else install that package (root + apt) or
+# download with checksums. `make test` needs none of it (the tests ship a slice), nor
+# PostgreSQL (postgresql: .ci/run starts one for the Optuna RDB test, which skips without).
 data: setup
 	$(BIN)/effnet data
 

@@ -33,13 +33,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from bench_finetune import run  # noqa: E402  (a sibling script: cached runs)
 from PIL import Image
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
 from effnet import create_model, get_arch
 from effnet.data import FASHION_MNIST_MEAN, FASHION_MNIST_STD, DataSpec
-from effnet.train import RECIPES, train
+from effnet.train import RECIPES
 
 RESULTS = Path(__file__).parent / "results"
 BASE = "efficientnet_b0"
@@ -80,15 +81,6 @@ def write_digits(root: Path, per_class: int, val_per_class: int, seed: int) -> P
     except OSError:  # the other process was first; its tree is the same
         shutil.rmtree(tmp)
     return root
-
-
-def run(out: Path, *args, **kwargs) -> dict:
-    if (out / "summary.json").exists():
-        return json.loads((out / "summary.json").read_text())
-    t0 = time.time()
-    m = train(*args, out=out, progress=False, **kwargs).metrics
-    print(f"{out.name}: test top-1 {m['test_top1']:.2f}% ({time.time() - t0:.0f} s)", flush=True)
-    return m
 
 
 def stats(values: list[float]) -> dict:

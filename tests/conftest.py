@@ -60,3 +60,25 @@ def fashion_folder() -> Callable[..., Path]:
     """``fashion_folder(root, (train, val, test) per class)``: a small ImageFolder tree of
     real Fashion-MNIST images saved as PNGs."""
     return _fashion_folder
+
+
+def two_class_tree(
+    root: Path,
+    counts: dict[str, int],
+    levels: tuple[int, int] = (40, 210),
+    names: tuple[str, str] = ("dark", "bright"),
+) -> Path:
+    """An ImageFolder tree of noisy 32x32 RGB PNGs: per split (``{"train": 16, ...}``) that
+    many images of two classes ``names`` (mean pixel ``levels``), seeded."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for split, n in counts.items():
+        for label, level in zip(names, levels):
+            folder = root / split / label
+            folder.mkdir(parents=True)
+            for i in range(n):
+                img = np.clip(rng.normal(level, 30, (32, 32, 3)), 0, 255).astype(np.uint8)
+                Image.fromarray(img).save(folder / f"{i}.png")
+    return root

@@ -9,9 +9,8 @@ import json
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
+from conftest import two_class_tree
 
 from effnet.cli import main
 from effnet.rundir import LOCK
@@ -27,15 +26,8 @@ TINY = ["--width", "0.25", "--depth", "0.34", "--image-size", "32", "--decode-si
 
 def image_tree(root: Path, n_train: int = 16, n_val: int = 4) -> Path:
     """train/ and val/ (the test split), two classes, 32x32 PNGs."""
-    rng = np.random.default_rng(0)
-    for split, n in (("train", n_train), ("val", n_val)):
-        for label, level in (("dark", 50), ("light", 200)):
-            folder = root / split / label
-            folder.mkdir(parents=True)
-            for i in range(n):
-                img = np.clip(rng.normal(level, 30, (32, 32, 3)), 0, 255).astype(np.uint8)
-                Image.fromarray(img).save(folder / f"{i}.png")
-    return root
+    counts = {"train": n_train, "val": n_val}
+    return two_class_tree(root, counts, levels=(50, 200), names=("dark", "light"))
 
 
 def train(tmp_path: Path, name: str, *args: str, data: Path | None = None) -> Path:

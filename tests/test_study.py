@@ -15,6 +15,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from conftest import two_class_tree
 
 from effnet.arch import Architecture
 from effnet.cli import main
@@ -235,18 +236,7 @@ def test_cli_refuses_existing_folder(tmp_path, capsys):
 
 def tiny_image_folder(root: Path) -> Path:
     """Two classes (dark / bright squares), 16 train, 4 val, 4 test images each, 32x32 PNG."""
-    import numpy as np
-    from PIL import Image
-
-    rng = np.random.default_rng(0)
-    for split, n in (("train", 16), ("val", 4), ("test", 4)):
-        for label, level in (("dark", 40), ("bright", 210)):
-            folder = root / split / label
-            folder.mkdir(parents=True)
-            for i in range(n):
-                img = np.clip(rng.normal(level, 30, (32, 32, 3)), 0, 255).astype(np.uint8)
-                Image.fromarray(img).save(folder / f"{i}.png")
-    return root
+    return two_class_tree(root, {"train": 16, "val": 4, "test": 4})
 
 
 @pytest.mark.slow
