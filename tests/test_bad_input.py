@@ -127,6 +127,7 @@ CASES = [
     ("scale-budget-neg", ["scale", "--budget-flops", "-5"]),
     ("scale-budget-nan", ["scale", "--budget-params", "nan"]),
     ("scale-non-utf8", ["scale", "{d}/nonutf8.json", "--phi", "1"]),
+    ("bench-missing", ["bench", "{d}/missing.json", "--rounds", "1"]),
     ("data-missing", ["data", "--data-dir", "{d}/missing", "--no-fetch"]),
     # export / predict / cam
     ("export-missing", ["export", "{d}/missing.json", "--out", "{d}/o.onnx"]),

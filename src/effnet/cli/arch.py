@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from effnet.arch import Architecture, render_table
-from effnet.cli._common import add_scaling_args, print_json, refuse_overwrite, scaling_overrides
+from effnet.cli._common import (
+    add_scaling_args,
+    positive_int,
+    print_json,
+    refuse_overwrite,
+    scaling_overrides,
+)
 from effnet.errors import EffnetError
 from effnet.memory import check_fits
 from effnet.profile import family_table, params_and_macs, profile_arch
@@ -20,6 +27,9 @@ from effnet.scaling import (
     fit_budget,
     formula_rows,
 )
+
+if TYPE_CHECKING:
+    from effnet.latency import LatencyFit
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -55,10 +65,30 @@ def register(sub: argparse._SubParsersAction) -> None:
     b = p.add_mutually_exclusive_group()
     b.add_argument("--budget-flops", type=float, metavar="N", help="max multiply-adds")
     b.add_argument("--budget-params", type=float, metavar="N", help="max parameters")
+    b.add_argument(
+        "--budget-latency",
+        type=_milliseconds,
+        metavar="T",
+        help="max median latency on this machine, e.g. 20ms (candidates are measured)",
+    )
+    lat = p.add_argument_group("latency budget")
+    lat.add_argument("--backend", choices=["torch", "onnxruntime"], default="torch")
+    lat.add_argument("--batch", type=positive_int, default=1, help="images per call (1)")
+    lat.add_argument("--threads", type=positive_int, help="intra-op threads (default: torch's)")
+    lat.add_argument("--rounds", type=positive_int, default=10, help="timed calls per model (10)")
     p.add_argument("--save", metavar="FILE", help="write the scaled architecture JSON")
     p.add_argument("--force", action="store_true", help="overwrite --save FILE")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_scale)
+
+
+def _milliseconds(text: str) -> float:
+    from effnet.latency import parse_ms
+
+    try:
+        return parse_ms(text)
+    except EffnetError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -125,11 +155,36 @@ def cmd_describe(args: argparse.Namespace) -> int:
     return 0
 
 
+def _latency_note(fitted: LatencyFit) -> str:
+    d = fitted.to_dict()
+    lat, flops = d["latency_fit"], d["flops_fit"]
+    return (
+        f"latency budget {fitted.budget_ms:g} ms ({d['backend']}, batch {d['batch']}, "
+        f"{d['threads']} thread(s); {d['measured']} models measured): phi = {lat['phi']:.4f}, "
+        f"{lat['macs'] / 1e9:.3f}B multiply-adds, {lat['median_ms']:.2f} ms measured again "
+        f"({lat['off_budget']:+.1%})\n"
+        f"FLOPs fit at the same nominal cost ({fitted.nominal_macs / 1e9:.3f}B: the budget "
+        f"at the base's {fitted.base_ms:.2f} ms): "
+        f"phi = {flops['phi']:.4f}, {flops['macs'] / 1e9:.3f}B, {flops['median_ms']:.2f} ms "
+        f"({flops['off_budget']:+.1%} off the budget)"
+    )
+
+
 def cmd_scale(args: argparse.Namespace) -> int:
     check_coefficients(args.alpha, args.beta, args.gamma, args.tolerance)
     base = get_arch(args.model)
     coef = (args.alpha, args.beta, args.gamma)
-    if args.budget_flops or args.budget_params:
+    fitted = None
+    if args.budget_latency:
+        from effnet.latency import fit_latency_vs_flops
+
+        fitted = fit_latency_vs_flops(
+            base, args.budget_latency, *coef, backend=args.backend, batch=args.batch,
+            threads=args.threads, rounds=args.rounds,
+        )  # fmt: skip
+        arch, phi = fitted.latency_fit.arch, fitted.latency_fit.value
+        note = _latency_note(fitted)
+    elif args.budget_flops or args.budget_params:
         from effnet.profile import macs_of, params_of
 
         cost, target = (
@@ -142,7 +197,9 @@ def cmd_scale(args: argparse.Namespace) -> int:
         arch = get_arch(base, phi=args.phi, alpha=args.alpha, beta=args.beta, gamma=args.gamma)
         phi, note = args.phi, ""
     else:
-        raise EffnetError("give --phi or a budget (--budget-flops / --budget-params)")
+        raise EffnetError(
+            "give --phi or a budget (--budget-flops / --budget-params / --budget-latency)"
+        )
     d, w, r = compound(phi, *coef)
     check_fits(arch)
     params, macs = params_and_macs(arch)
@@ -151,6 +208,8 @@ def cmd_scale(args: argparse.Namespace) -> int:
         constraint=constraint(*coef), depth=d, width=w, resolution_mult=r,
         resolution=arch.resolution, params=params, macs=macs,
     )  # fmt: skip
+    if fitted is not None:
+        result["latency"] = fitted.to_dict()
     if args.save:
         arch.save(refuse_overwrite(args.save, args.force))
     if args.json:
