@@ -4,7 +4,6 @@ The oracle is eager PyTorch at sizes other than the traced one (both parities of
 stride-2 "same" pad), plus timm's own recorded output for the TF-padding fixture.
 """
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -12,13 +11,12 @@ import onnx
 import onnxruntime as ort
 import pytest
 import torch
+from test_export import TIMM_TF, fixture_model
 from torch import nn
 
 from effnet import EffnetError, Padding, create_model
 from effnet.cli import main
 from effnet.export import dynamic_check_shapes, export_onnx
-from effnet.weights import load_pretrained
-from effnet.weights.safe import read_safetensors
 
 pytestmark = [
     pytest.mark.slow,
@@ -26,7 +24,6 @@ pytestmark = [
 ]  # ONNX exports checked in ONNX Runtime at several sizes
 
 FIXTURES = Path(__file__).parent / "fixtures" / "weights"
-TIMM_TF = "timm_tf_efficientnet_w0125_d11"
 
 
 def tiny(padding: Padding, seed: int = 0) -> nn.Module:
@@ -74,19 +71,9 @@ def test_dynamic_export_matches_eager_at_three_sizes(tmp_path, padding):
 
 
 def test_dynamic_export_reproduces_timm_tf_padding(tmp_path):
-    meta = json.loads((FIXTURES / "fixtures.json").read_text())[TIMM_TF]
-    model = create_model(
-        "efficientnet_b0",
-        num_classes=meta["num_classes"],
-        width=meta["width"],
-        depth=meta["depth"],
-        padding=Padding(meta["padding"]),
-        resolution=meta["input"][-1],
-    ).eval()
-    load_pretrained(model, FIXTURES / f"{TIMM_TF}.safetensors")
-    io, _ = read_safetensors(FIXTURES / f"{TIMM_TF}.io.safetensors")
+    model, x, want = fixture_model(TIMM_TF)
     out = export_onnx(model, tmp_path / "tf.onnx", image_size=32, dynamic_size=True)
-    assert (ort_logits(out.path, io["input"]) - io["output"]).abs().max() < 1e-4  # at 45 px
+    assert (ort_logits(out.path, x) - want).abs().max() < 1e-4  # at 45 px
 
 
 def test_dynamic_graph_computes_same_padding(tmp_path):

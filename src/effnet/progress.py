@@ -89,7 +89,7 @@ class Display:
         self.done_runs, self.skipped_cost, self.done_cost, self.spent = 0, 0.0, 0.0, 0.0
         self.bar: StepBar | None = None
         self.started = time.perf_counter()
-        self.last_line = self.started
+        self.last_line = self.run_started = self.started
         self._rich: Any = None
         if self.live:
             self._start_rich()
@@ -141,8 +141,6 @@ class Display:
 
     def step_bar(self, total: int, initial: int = 0) -> StepBar:
         self.bar = StepBar(self, total, initial)
-        if not hasattr(self, "run_started"):
-            self.run_started = time.perf_counter()
         self.refresh()
         return self.bar
 
