@@ -25,6 +25,7 @@ from effnet.data import DataSpec
 from effnet.hub import create_model
 from effnet.registry import get_arch
 from effnet.train import RECIPES, train
+from effnet.train.recipe import apply_overrides
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -57,9 +58,17 @@ def main():
     p.add_argument("--threads", type=int, default=None, help="default: the faster of 1 and 2")
     p.add_argument("--out", default=None)
     p.add_argument("--note", default="", help="free text saved with the result")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="recipe override, e.g. --set crop_padding=0.125 (repeatable)",
+    )
+    p.add_argument("--tag", default="", help="suffix of the result file name (ablations)")
     args = p.parse_args()
     budget = args.minutes * 60
-    min_epochs = args.min_epochs or max(2.0, args.minutes / 6)
+    min_epochs = args.min_epochs or max(2.0, args.minutes / 3)
     phis = [float(x) for x in args.phis.split(",")]
     threads = args.threads
     if threads is None:
@@ -90,8 +99,9 @@ def main():
         log_every=50,
         checkpoint_every=500,
     )
+    recipe = apply_overrides(recipe, args.set)
     arch = get_arch("efficientnet_b0", phi=chosen, resolution=args.res)
-    out = Path(args.out or f"/tmp/effnet-bench-fmnist-{int(args.minutes)}min")
+    out = Path(args.out or f"/tmp/effnet-bench-fmnist-{int(args.minutes)}min{args.tag}")
     if out.exists():
         shutil.rmtree(out)
     print(
@@ -119,7 +129,8 @@ def main():
         "note": args.note,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"fashion_mnist_{int(args.minutes)}min.json"
+    tag = f"_{args.tag}" if args.tag else ""
+    path = RESULTS / f"fashion_mnist_{int(args.minutes)}min{tag}.json"
     path.write_text(json.dumps(record, indent=2) + "\n")
     print(
         json.dumps(

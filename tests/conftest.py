@@ -17,6 +17,8 @@ os.environ["EFFNET_FASHION_MNIST_DIR"] = str(FASHION_MNIST_SLICE)
 # else runs on a 2-core machine it spin-waits (measured: the L2 forward/backward took 0.5 s
 # on one thread, 5.4 s on two beside another job). Tests that need more threads set them.
 torch.set_num_threads(1)
+# ... and training, which otherwise picks the cores other processes leave free
+os.environ["EFFNET_THREADS"] = "1"
 
 
 @pytest.fixture(scope="module")

@@ -175,6 +175,9 @@ CASES = [
     ("study-weight-decay", ["study", "{d}/wd.json", "--out", "{d}/st"]),
     ("study-epochs-nan", ["study", "--quick", "--epochs", "nan", "--out", "{d}/st"]),
     ("study-seeds-1e23", ["study", "--quick", "--seeds", "1e23", "--out", "{d}/st"]),
+    ("study-seeds-repeated", ["study", "--quick", "--seeds", "0,1,0", "--out", "{d}/st"]),
+    ("study-budgets-down", ["study", "--quick", "--training-budgets", "2,1", "--out", "{d}/st"]),
+    ("study-budgets-word", ["study", "--quick", "--training-budgets", "1,x", "--out", "{d}/st"]),
     ("search-missing", ["search-coefficients", "{d}/missing.json", "--out", "{d}/se"]),
     ("search-non-utf8", ["search-coefficients", "{d}/nonutf8.json", "--out", "{d}/se"]),
     # train / eval

@@ -193,6 +193,24 @@ def test_effective_multipliers_show_what_rounding_did():
         effective_multipliers(base, get_arch("resnet50"))
 
 
+def test_effective_multipliers_hand_counted_mobilenet_v2():
+    """MobileNetV2 (Table 3's second baseline): 17 blocks in stages of 1,2,3,4,3,3,1 and
+    16..320 channels. Depth 1.5 rounds each stage up: 2,3,5,6,5,5,2 = 28 blocks; width 1.4
+    rounds 22.4, 33.6, 44.8, 89.6, 134.4, 224, 448 to multiples of 8 (never below 90%):
+    24, 32, 48, 88, 136, 224, 448."""
+    from effnet.scaling import effective_multipliers
+
+    base = get_arch("mobilenet_v2")
+    assert [s.layers for s in base.stages] == [1, 2, 3, 4, 3, 3, 1]
+    assert [s.out_channels for s in base.stages] == [16, 24, 32, 64, 96, 160, 320]
+    scaled = scale(base, depth=1.5, width=1.4, resolution_mult=1.25)
+    assert [s.layers for s in scaled.stages] == [2, 3, 5, 6, 5, 5, 2]
+    assert [s.out_channels for s in scaled.stages] == [24, 32, 48, 88, 136, 224, 448]
+    d, w, r = effective_multipliers(base, scaled)
+    hand = (24 / 16 * 32 / 24 * 48 / 32 * 88 / 64 * 136 / 96 * 224 / 160 * 448 / 320) ** (1 / 7)
+    assert d == 28 / 17 and w == pytest.approx(hand) and r == 280 / 224
+
+
 def test_the_old_spelling_of_the_resolution_multiplier_says_the_new_one():
     with pytest.raises(EffnetError, match=r"resolution_mult=2\.0; resolution means pixels"):
         scale(get_arch("efficientnet_b0"), resolution=2.0)

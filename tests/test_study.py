@@ -52,6 +52,11 @@ def fake_train(model, data, recipe, out, *, resume=False, progress=True, model_o
         raise RuntimeError("injected failure")
     m = macs(arch, 10, 1)
     top1 = min(99.0, 50 + 2 * math.log(m) + 0.1 * recipe.seed)  # percent, as train() reports
+    epochs = max(1, round(recipe.epochs))
+    with open(out / "metrics.jsonl", "w") as f:  # a learning curve rising to top1
+        for e in range(1, epochs + 1):
+            f.write(json.dumps({"kind": "epoch", "epoch": float(e),
+                                "model_minival_top1": top1 - 5 / e}) + "\n")  # fmt: skip
     metrics = dict(
         model=arch.name, minival_top1=top1, test_top1=top1 - 1, test_top5=99.0,
         params=1000, macs=m, resolution=arch.resolution, train_time_s=0.01,
@@ -104,6 +109,14 @@ def test_study_round_trips_through_json(tmp_path):
         ({"fig4_at": [[1, -1]], "fig4_width": [1]}, "fig4_at multipliers must be positive"),
         ({"budget": 0}, "budget must be a positive multiple"),
         ({"speed": 3}, "unknown field(s) speed"),
+        ({"training_budgets": [2, 1]}, "training_budgets must start at 1"),
+        ({"training_budgets": [1, 2, 2]}, "and increase"),
+        ({"training_budgets": []}, "training_budgets must start at 1"),
+        ({"seeds": [0, 1, 0]}, "seeds must be a non-empty list of distinct ints"),
+        ({"seeds": []}, "seeds must be a non-empty list"),
+        ({"baseline_fields": {"divisor": 0}}, "baseline_fields: efficientnet_b0: divisor must"),
+        ({"baseline_fields": {"depth_rounding": "up"}}, "depth_rounding must be one of ceil"),
+        ({"baseline_fields": {"stem": {"strides": 1}}}, "baseline_fields: "),
     ],
 )
 def test_bad_study_config_is_one_line_exit_2(tmp_path, capsys, changes, message):
@@ -130,7 +143,9 @@ B0_AT_64 = Study(name="b0", resolution=64, budget=4.0)
 
 def check_budget(study: Study) -> list:
     points = [p for p in plan(study) if p.group == "table7"]
-    assert [p.method for p in points] == ["baseline", "depth", "width", "resolution", "compound"]
+    assert [p.method for p in points] == [
+        "baseline", "depth", "width", "resolution", "compound", "compound-paper"
+    ]  # fmt: skip
     base, *scaled = points
     for p in scaled:
         assert abs(p.relative_error) <= 0.05, (p.method, p.relative_error)
@@ -140,7 +155,7 @@ def check_budget(study: Study) -> list:
 
 @pytest.mark.slow
 def test_budget_matching_b0_within_5_percent():
-    base, depth, width, res, comp = check_budget(B0_AT_64)
+    base, depth, width, res, comp, comp_paper = check_budget(B0_AT_64)
     # one dimension moves at a time; compound moves all three by alpha^phi, beta^phi, gamma^phi
     assert (depth.width, depth.resolution_mult) == (1.0, 1.0) and depth.depth > 2.5
     assert (width.depth, width.resolution_mult) == (1.0, 1.0) and 1.7 < width.width < 2.3
@@ -220,7 +235,7 @@ def test_table7_report_has_verdict(tmp_path):
     assert "Table 7 analogue" in report and "**Verdict.**" in report
     assert (tmp_path / "t7" / "table7.png").stat().st_size > 0
     rows = json.loads((tmp_path / "t7" / "results.json").read_text())["models"]
-    assert len(rows) == 5 and all(r["n"] == 2 for r in rows)
+    assert len(rows) == 5 and all(r["n"] == 2 for r in rows)  # compound-paper = compound here
 
 
 def test_cli_refuses_existing_folder(tmp_path, capsys):
@@ -273,3 +288,55 @@ def test_identical_networks_share_one_run():
     assert points[1].arch.stages == points[0].arch.stages
     assert points[1].key == points[0].key != points[2].key
     assert [p.width for p in unique_runs(points)] == [1.0, 1.5]
+
+
+def test_convergence_check_writes_every_file_and_resumes(tmp_path):
+    """Table 7 at T and 2T with 3 seeds: 5 models x 3 seeds x 2 budgets, a paired interval,
+    the ranking at both budgets, learning curves; a second call trains nothing."""
+    log = tmp_path / "calls.log"
+    os.environ["FAKE_TRAIN_LOG"] = str(log)
+    try:
+        s = tiny_study(sweeps={}, budget=4.0, seeds=(0, 1, 2), training_budgets=(1.0, 2.0),
+                       methods=("depth", "width", "resolution", "compound"))  # fmt: skip
+        out = tmp_path / "conv"
+        r = run_study(s, out, train_fn=fake_train, log=lambda m: None)
+        assert r.trained == len(calls(log)) == 5 * 3 * 2
+        longer = [c for c in calls(log) if "/x2/seed" in c]
+        assert len(longer) == 15
+        for name in ("results.csv", "results.json", "report.md", "table7.png", "curves.png"):
+            assert (out / name).stat().st_size > 0, name
+        results = json.loads((out / "results.json").read_text())
+        assert {r["training_budget"] for r in results["runs"]} == {1.0, 2.0}
+        c = results["comparisons"]["1x"]
+        assert c["a"] == "compound" and c["seeds"] == [0, 1, 2]
+        assert c["t_low"] <= c["mean"] <= c["t_high"]
+        report = (out / "report.md").read_text()
+        assert "2x the recipe's epochs" in report and "**Convergence check.**" in report
+        assert "the ranking held" in report  # fake accuracy rises with cost at both budgets
+        assert "t-interval" in report and "paired by seed, n = 3" in report
+        assert "**Warning:** the baseline runs at 32 px, above the 28 px" in report
+        assert "What this run can conclude" in report  # 3 seeds < 5
+        r = run_study(None, out, resume=True, train_fn=fake_train, log=lambda m: None)
+        assert r.trained == 0 and len(calls(log)) == 30
+    finally:
+        del os.environ["FAKE_TRAIN_LOG"]
+
+
+def test_fair_proxy_below_native_resolution():
+    """A 16 px baseline (Fashion-MNIST holds 28) with a full-size stem, channels in
+    multiples of 4 and layers rounded to the nearest: every method fits 3.45x within 5%,
+    the resolution point stays below 28 px, and compound's effective multipliers stay near
+    its nominal balance (with the paper's ceil rounding, depth alone jumps to 1.44)."""
+    from effnet.scaling import effective_multipliers
+
+    fields = {"divisor": 4, "depth_rounding": "round", "stem": {"stride": 1}}
+    s = Study(name="fair", baseline_width=0.35, resolution=16, baseline_fields=fields,
+              budget=3.45)  # fmt: skip
+    points = {p.method: p for p in plan(s)}
+    base = points["baseline"].arch
+    assert (base.stem.stride, base.divisor, base.depth_rounding) == (1, 4, "round")
+    assert points["resolution"].arch.resolution == 27
+    assert all(st.out_channels % 4 == 0 for st in points["width"].arch.stages)
+    d, w, r = effective_multipliers(base, points["compound"].arch)
+    assert abs(d - 1.2) < 0.05 and abs(w - 1.1) < 0.05 and abs(r - 1.15) < 0.05
+    assert points["compound-paper"].key == points["compound"].key  # the same network here

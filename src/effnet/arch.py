@@ -99,6 +99,12 @@ class Norm:
     momentum: float = 0.01
 
 
+# how a stage's layers x depth becomes whole layers: "ceil" as published (a 1-layer stage
+# at depth 1.1 gets 2); "round" to the nearest (for small proxies, where ceil makes any
+# depth above 1 add a layer to every stage)
+DEPTH_ROUNDING = ("ceil", "round")
+
+
 @dataclass(frozen=True)
 class Architecture(Record):
     """A complete, concrete network description (channels and layers already rounded)."""
@@ -114,6 +120,7 @@ class Architecture(Record):
     norm: Norm = field(default_factory=Norm)
     padding: Padding = Padding.SYMMETRIC
     divisor: int = 8  # channel counts are rounded to multiples of this when scaled
+    depth_rounding: str = "ceil"  # layers x depth rounded up (the paper) or to the nearest
     width: float = 1.0  # provenance: width multiplier applied to the baseline
     depth: float = 1.0  # provenance: depth multiplier applied to the baseline
     # eval preprocessing, part of the model's config (never an implicit global)
@@ -183,6 +190,11 @@ def validate(arch: Architecture) -> None:
         raise EffnetError(f"{arch.name}: drop_path must be in [0, 1), got {arch.drop_path}")
     if arch.divisor < 1:
         raise EffnetError(f"{arch.name}: divisor must be >= 1, got {arch.divisor}")
+    if arch.depth_rounding not in DEPTH_ROUNDING:
+        raise EffnetError(
+            f"{arch.name}: depth_rounding must be one of {', '.join(DEPTH_ROUNDING)}, "
+            f"got {arch.depth_rounding!r}"
+        )
     if arch.stem.out_channels < 1 or arch.stem.kernel < 1 or arch.stem.stride < 1:
         raise EffnetError(f"{arch.name}: stem channels, kernel and stride must be positive")
     if arch.head.out_channels < 0:

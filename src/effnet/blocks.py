@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from effnet import convs
 from effnet.arch import Architecture, Block, Norm, Padding, Stage
 from effnet.errors import EffnetError
 
@@ -50,7 +51,23 @@ class Conv2dSame(nn.Conv2d):
         pw = same_pad_amount(iw, kw, sw, self.dilation[1])
         if ph or pw:
             x = F.pad(x, [pw // 2, pw - pw // 2, ph // 2, ph - ph // 2])
-        return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+        return convs.conv2d(x, self.weight, self.bias, self.stride, (0, 0), self.dilation,
+                                self.groups)  # fmt: skip
+
+
+class DepthwiseConv2d(nn.Conv2d):
+    """A depthwise conv with symmetric padding that trains fast on small maps too."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return convs.conv2d(x, self.weight, self.bias, self.stride, self.padding,
+                                self.dilation, self.groups)  # fmt: skip
+
+
+class PointwiseConv2d(nn.Conv2d):
+    """A 1x1 conv computed as a matrix product where maps are small."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return convs.pointwise(x, self.weight, self.bias)
 
 
 def conv(
@@ -65,6 +82,10 @@ def conv(
     """A conv with symmetric (k // 2) or TensorFlow-'SAME' padding."""
     if padding == Padding.SAME and (stride > 1 or kernel > 1):
         return Conv2dSame(cin, cout, kernel, stride, 0, groups=groups, bias=bias)
+    if groups > 1 and groups == cin == cout:
+        return DepthwiseConv2d(cin, cout, kernel, stride, kernel // 2, groups=groups, bias=bias)
+    if kernel == 1 and stride == 1 and groups == 1:
+        return PointwiseConv2d(cin, cout, 1, bias=bias)
     return nn.Conv2d(cin, cout, kernel, stride, kernel // 2, groups=groups, bias=bias)
 
 
@@ -95,9 +116,9 @@ class SqueezeExcite(nn.Module):
 
     def __init__(self, channels: int, reduced: int, act: str) -> None:
         super().__init__()
-        self.conv_reduce = nn.Conv2d(channels, reduced, 1, bias=True)
+        self.conv_reduce = PointwiseConv2d(channels, reduced, 1, bias=True)
         self.act1 = activation(act)
-        self.conv_expand = nn.Conv2d(reduced, channels, 1, bias=True)
+        self.conv_expand = PointwiseConv2d(reduced, channels, 1, bias=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         s = x.mean((2, 3), keepdim=True)

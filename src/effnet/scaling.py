@@ -38,11 +38,14 @@ def round_filters(channels: int, width: float, divisor: int = 8) -> int:
     return int(new)
 
 
-def round_repeats(layers: int, depth: float) -> int:
-    """Scale a stage's layer count by ``depth``, rounding up (never below one layer)."""
+def round_repeats(layers: int, depth: float, rounding: str = "ceil") -> int:
+    """Scale a stage's layer count by ``depth``, rounding up as published (``"ceil"``) or to
+    the nearest whole layer (``"round"``, halves up); never below one layer."""
     if depth <= 0:
         raise EffnetError(f"depth multiplier must be positive, got {depth}")
-    return max(1, int(math.ceil(_finite(layers * depth, f"{layers} layers x depth {depth:g}"))))
+    scaled = _finite(layers * depth, f"{layers} layers x depth {depth:g}")
+    whole = math.ceil(scaled) if rounding == "ceil" else math.floor(scaled + 0.5)
+    return max(1, int(whole))
 
 
 def round_resolution(resolution: int, multiplier: float) -> int:
@@ -139,7 +142,9 @@ def scale(
         replace(
             s,
             out_channels=channels(s.out_channels, s.scale_width),
-            layers=round_repeats(s.layers, depth) if s.scale_depth else s.layers,
+            layers=round_repeats(s.layers, depth, arch.depth_rounding)
+            if s.scale_depth
+            else s.layers,
         )
         for s in arch.stages
     )

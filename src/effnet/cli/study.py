@@ -31,6 +31,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--seeds", type=_ints, help="override the seeds, e.g. 0,1,2")
     p.add_argument("--epochs", type=float, help="override the epochs per point")
+    p.add_argument(
+        "--training-budgets",
+        type=_floats,
+        metavar="1,2",
+        help="train Table 7 at these multiples of the epochs (1,2: the convergence check)",
+    )
     p.add_argument("--subset", type=int, help="override the number of training images")
     p.add_argument("--no-progress", action="store_true", help="no per-step progress bars")
     p.set_defaults(func=cmd_study)
@@ -73,6 +79,15 @@ def _ints(text: str) -> tuple[int, ...]:
         ) from None
 
 
+def _floats(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(t) for t in text.split(",") if t.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated numbers, got {text!r}"
+        ) from None
+
+
 def _log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
@@ -87,7 +102,7 @@ def cmd_study(args: argparse.Namespace) -> int:
     if study is None and not (args.resume and args.out):
         raise EffnetError("give a study config file, --quick, or --resume --out DIR")
     if study is not None:
-        study = study.with_budget(args.seeds, args.epochs, args.subset)
+        study = study.with_budget(args.seeds, args.epochs, args.subset, args.training_budgets)
         safe_name(study.name, "study name")
     out = Path(args.out or f"runs/study-{study.name if study else 'quick'}")
     if args.resume and study is not None and (out / "study.json").is_file() and not args.config:

@@ -8,7 +8,12 @@ import json
 import sys
 from pathlib import Path
 
-from effnet.cli._common import add_scaling_args, refuse_overwrite, scaling_overrides
+from effnet.cli._common import (
+    add_scaling_args,
+    positive_int,
+    refuse_overwrite,
+    scaling_overrides,
+)
 from effnet.errors import EffnetError
 
 
@@ -45,6 +50,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--compile", action="store_true", help="torch.compile the model")
     r.add_argument("--sync-bn", action="store_true", help="SyncBatchNorm under DDP")
     r.add_argument("--deterministic", action="store_true", help="bit-exact, resumable runs")
+    r.add_argument(
+        "--threads",
+        type=positive_int,
+        help="intra-op threads (default: the cores other processes leave free, re-checked "
+        "every 30 s; fixed under --deterministic)",
+    )
     r.add_argument(
         "--set",
         action="append",
@@ -143,7 +154,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         if args.model:
             raise EffnetError("give either MODEL or --resume RUN_DIR, not both")
         recipe, data = resume_changes(args)
-        result = train(None, data, recipe, args.resume, resume=True, progress=progress)
+        result = train(
+            None, data, recipe, args.resume, resume=True, progress=progress, threads=args.threads
+        )
     else:
         if not args.model and not args.init:
             raise EffnetError("which model? e.g. effnet train efficientnet_b0 --data fashion-mnist")
@@ -156,6 +169,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             model_overrides=scaling_overrides(args),
             progress=progress,
             init=args.init,
+            threads=args.threads,
         )
     m = result.metrics
     chosen = f"minival {m['minival_top1']:.2f}%" if m["minival_top1"] is not None else "last epoch"
@@ -175,7 +189,7 @@ def default_out(model: str | None, init: str | None) -> str:
     return str(Path("runs") / f"{name}-finetuned")
 
 
-ON_RESUME = ("resume", "epochs", "max_time", "workers", "no_progress")  # argparse dests
+ON_RESUME = ("resume", "epochs", "max_time", "workers", "threads", "no_progress")  # argparse dests
 
 
 def _options(p: argparse.ArgumentParser) -> tuple[tuple[str, str, object], ...]:

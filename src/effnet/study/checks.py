@@ -14,7 +14,10 @@ from effnet.record import checked_fields
 from effnet.scaling import check_coefficients
 
 SWEEP_KEYS = ("width", "depth", "resolution")  # Figure 3: one dimension at a time
-METHODS = ("depth", "width", "resolution", "compound")  # Table 7: one model per method
+# Table 7: one model per method. "compound" is fitted to the budget on the measured
+# multiply-adds of the rounded networks; "compound-paper" takes the paper's balance
+# (d, w, r) = (alpha, beta, gamma)^phi at the phi the nominal constraint gives for the budget
+METHODS = ("depth", "width", "resolution", "compound", "compound-paper")
 
 
 def _as_list(v: Any, where: str) -> list:
@@ -44,7 +47,7 @@ def check_types(s: Any) -> None:
         isinstance(s.resolution, bool) or not isinstance(s.resolution, int)
     ):
         raise EffnetError(f"study: resolution must be whole pixels, got {s.resolution!r}")
-    for key in ("data", "recipe_overrides", "sweeps"):
+    for key in ("data", "recipe_overrides", "sweeps", "baseline_fields"):
         if not isinstance(getattr(s, key), dict):
             raise EffnetError(f"study: {key} must be an object, got {getattr(s, key)!r}")
     for seed in _as_list(s.seeds, "seeds"):
@@ -53,7 +56,7 @@ def check_types(s: Any) -> None:
     for m in _as_list(s.methods, "methods"):
         if not isinstance(m, str):
             raise EffnetError(f"study: methods must be names, got {m!r}")
-    for key in ("fig4_width", "coefficients"):
+    for key in ("fig4_width", "coefficients", "training_budgets"):
         for v in _as_list(getattr(s, key), key):
             if not _is_number(v):
                 raise EffnetError(f"study: {key} must hold finite numbers, got {v!r}")
@@ -120,6 +123,12 @@ def validate(s: Any) -> None:
         )
     if not s.seeds or len(set(s.seeds)) != len(s.seeds):
         raise EffnetError(f"study: seeds must be a non-empty list of distinct ints, got {s.seeds}")
+    budgets = tuple(s.training_budgets)
+    if not budgets or budgets[0] != 1.0 or any(b <= a for a, b in zip(budgets, budgets[1:])):
+        raise EffnetError(
+            "study: training_budgets must start at 1 (the recipe's epochs) and increase, "
+            f"e.g. [1, 2]; got {list(budgets)}"
+        )
     if s.resolution is not None and s.resolution < 8:
         raise EffnetError(f"study: resolution must be >= 8 pixels, got {s.resolution}")
     if len(s.coefficients) != 3:

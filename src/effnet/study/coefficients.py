@@ -34,6 +34,7 @@ class SearchConfig(Record):
     baseline_width: float = 1.0
     baseline_depth: float = 1.0
     resolution: int | None = None  # base resolution of the proxy (px)
+    baseline_fields: dict[str, Any] = field(default_factory=dict)  # as Study.baseline_fields
     data: dict[str, Any] = field(default_factory=dict)  # effnet.data.DataSpec fields
     recipe: str = "cpu"
     recipe_overrides: dict[str, Any] = field(default_factory=lambda: {"schedule": "step"})
@@ -56,6 +57,8 @@ class SearchConfig(Record):
                 f"({axis**3:.3g} lattice points, each candidate a training run); "
                 f"use a step >= {(1 + self.tolerance) / (MAX_AXIS_POINTS - 1):.2g}"
             )
+        if not isinstance(self.baseline_fields, dict):
+            raise EffnetError(f"baseline_fields must be an object, got {self.baseline_fields!r}")
         if not 0 < self.tolerance <= 1:
             raise EffnetError(f"search tolerance must be in (0, 1], got {self.tolerance}")
         if not (math.isfinite(self.phi) and self.phi > 0):

@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import math
 import statistics
 from pathlib import Path
 from typing import Any
@@ -18,13 +17,18 @@ from typing import Any
 from effnet import paper
 from effnet.io import atomic_write_text, atomic_write_with
 from effnet.scaling import effective_multipliers
-from effnet.study.study import SWEEP_KEYS, Point, Study
+from effnet.study import verdict as words
+from effnet.study.study import SWEEP_KEYS, Point, Study, native_resolution
 
 
-def aggregate(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """key -> mean/std of test and minival top-1 over seeds, plus cost."""
+def at_budget(rows: list[dict[str, Any]], budget: float) -> list[dict[str, Any]]:
+    return [r for r in rows if r.get("training_budget", 1.0) == budget]
+
+
+def aggregate(rows: list[dict[str, Any]], budget: float = 1.0) -> dict[str, dict[str, Any]]:
+    """key -> mean/std of test and minival top-1 over seeds, plus cost (one budget)."""
     by_key: dict[str, list[dict[str, Any]]] = {}
-    for r in rows:
+    for r in at_budget(rows, budget):
         by_key.setdefault(r["key"], []).append(r)
     out = {}
     for key, rs in by_key.items():
@@ -46,15 +50,22 @@ def write_report(
     """results.csv and results.json always; plots and report.md when ``final``."""
     atomic_write_text(out / "results.csv", to_csv(rows))
     agg = aggregate(rows)
+    t7 = [p for p in points if p.group == "table7"]
     results = dict(
         study=study.to_dict(), runs=rows, models=list(agg.values()),
         points=[p.to_dict() for p in points],
+        comparisons={
+            f"{b:g}x": c.to_dict()
+            for b in study.training_budgets
+            if (c := words.compound_vs_best_single(t7, at_budget(rows, b))) is not None
+        },
     )  # fmt: skip
     atomic_write_text(out / "results.json", json.dumps(results, indent=2) + "\n")
     if not final:
         return
-    figures = plot(out, points, agg)
-    atomic_write_text(out / "report.md", render_markdown(study, points, agg, figures))
+    figures = plot(out, points, agg) + learning_curves(out, study, points, rows)
+    text = render_markdown(study, points, rows, figures, native_resolution(study.data))
+    atomic_write_text(out / "report.md", text)
 
 
 def to_csv(rows: list[dict[str, Any]]) -> str:
@@ -85,13 +96,16 @@ def pct(a: dict[str, Any] | None) -> str:
     return f"{a['test_mean']:.2f}{spread} (n={a['n']})"
 
 
-def table7(points: list[Point], agg: dict[str, dict[str, Any]]) -> list[str]:
+def table7(points: list[Point], rows: list[dict[str, Any]], budget: float) -> list[str]:
     t7 = [p for p in points if p.group == "table7"]
     if not t7:
         return []
+    agg = aggregate(rows, budget)
+    rows = at_budget(rows, budget)
     target = t7[0].target or 0.0
+    trained = "the recipe's epochs" if budget == 1.0 else f"{budget:g}x the recipe's epochs"
     out = [
-        f"## Table 7 analogue: one method each at ~{target / 1e6:.2f}M multiply-adds",
+        f"## Table 7 analogue: one method each at ~{target / 1e6:.2f}M multiply-adds, {trained}",
         "",
         "| method | depth | width | resolution | effective d / w / r | params | multiply-adds "
         "| vs target | test top-1 % (mean ± std) | minival top-1 % | paper (ImageNet) |",
@@ -109,56 +123,7 @@ def table7(points: list[Point], agg: dict[str, dict[str, Any]]) -> list[str]:
             f"| {d:.2f} / {w:.2f} / {r:.2f} | {params} "
             f"| {p.macs / 1e6:.2f}M | {err} | {pct(a)} | {mini} | {paper.top1_table7(p.method)} |"
         )
-    return [*out, "", *verdict(t7, agg), ""]
-
-
-def verdict(t7: list[Point], agg: dict[str, dict[str, Any]]) -> list[str]:
-    """Plain words: who wins at equal multiply-adds, by how much, beyond seed noise or not."""
-    scaled = [(p, agg[p.key]) for p in t7 if p.method != "baseline" and p.key in agg]
-    if len(scaled) < 2:
-        return ["Verdict: fewer than two scaled models finished; nothing to compare yet."]
-    scaled.sort(key=lambda pa: -pa[1]["test_mean"])
-    (best, a), (second, b) = scaled[0], scaled[1]
-    margin = a["test_mean"] - b["test_mean"]
-    noise = math.hypot(a["test_std"], b["test_std"])
-    lines = [
-        f"**Verdict.** At equal multiply-adds, **{best.method}** scaling wins here with "
-        f"{a['test_mean']:.2f}% test top-1, {margin:.2f} points ahead of "
-        f"{second.method} ({b['test_mean']:.2f}%)."
-    ]
-    if min(a["n"], b["n"]) < 2:
-        lines.append(
-            "With one seed per model the seed-to-seed spread is unmeasured, so this margin "
-            "may be noise; run more seeds before drawing a conclusion."
-        )
-    elif margin > noise:
-        lines.append(
-            f"The margin exceeds the combined seed spread ({noise:.2f} points, "
-            f"{a['n']} and {b['n']} seeds)."
-        )
-    else:
-        lines.append(
-            f"The margin is within the combined seed spread ({noise:.2f} points, "
-            f"{a['n']} and {b['n']} seeds): the two are not distinguishable here."
-        )
-    compound = next(((p, x) for p, x in scaled if p.method == "compound"), None)
-    if compound is not None and best.method != "compound":
-        gap = a["test_mean"] - compound[1]["test_mean"]
-        lines.append(
-            f"Compound scaling is {gap:.2f} points behind the winner; the paper found "
-            f"compound best on ImageNet (Table 7: {paper.top1_table7('compound')}% vs "
-            f"{max(paper.top1_table7(m) for m in ('depth', 'width', 'resolution'))}% for the "
-            "best single dimension)."
-        )
-    elif compound is not None:
-        lines.append("This agrees with the paper's Table 7, where compound scaling is best.")
-    base = next((p for p in t7 if p.method == "baseline"), None)
-    if base is not None and base.key in agg:
-        gains = ", ".join(
-            f"{p.method} {(x['test_mean'] - agg[base.key]['test_mean']):+.2f}" for p, x in scaled
-        )
-        lines.append(f"Gain over the baseline (points): {gains}.")
-    return [" ".join(lines)]
+    return [*out, "", *words.verdict(t7, rows), ""]
 
 
 def sweep_tables(points: list[Point], agg: dict[str, dict[str, Any]], group: str) -> list[str]:
@@ -185,20 +150,36 @@ def sweep_tables(points: list[Point], agg: dict[str, dict[str, Any]], group: str
 
 
 def render_markdown(
-    study: Study, points: list[Point], agg: dict[str, dict[str, Any]], figures: list[str]
+    study: Study,
+    points: list[Point],
+    rows: list[dict[str, Any]],
+    figures: list[str],
+    native: int | None = None,
 ) -> str:
-    total = sum(a["train_time_s"] for a in agg.values())
+    agg = aggregate(rows)
+    total = sum(r["train_time_s"] or 0.0 for r in rows)
     head = [
         f"# Scaling study `{study.name}`",
         "",
         f"Baseline: `{study.baseline}` (phi {study.baseline_phi}, width x{study.baseline_width:g}, "
         f"depth x{study.baseline_depth:g}) at {study.resolution or 'its own'} px; data "
         f"`{json.dumps(study.data)}`; recipe `{study.recipe}` with "
-        f"`{json.dumps(study.recipe_overrides)}`; seeds {list(study.seeds)}. "
-        f"Training time over all runs: {total / 60:.1f} min.",
+        f"`{json.dumps(study.recipe_overrides)}`; seeds {list(study.seeds)}; Table 7 at "
+        f"{', '.join(f'{b:g}x' for b in study.training_budgets)} the epochs. "
+        f"Training time over all runs: {total / 60:.1f} min. Effective multipliers count "
+        "the blocks, channels and pixels of each network over the baseline's (after "
+        "rounding); nominal ones are what was asked.",
         "",
+        *[line + "\n" for line in words.limits(study, points, native)],
     ]
-    body = table7(points, agg) + sweep_tables(points, agg, "fig3")
+    t7 = [p for p in points if p.group == "table7"]
+    body: list[str] = []
+    for b in study.training_budgets:
+        body += table7(points, rows, b)
+    if t7:
+        by_budget = {b: at_budget(rows, b) for b in study.training_budgets}
+        body += [*words.convergence(t7, by_budget), ""]
+    body += sweep_tables(points, agg, "fig3")
     body += sweep_tables(points, agg, "fig4")
     pics = [f"![{Path(f).stem}]({f})" for f in figures]
     return "\n".join(head + body + pics) + "\n"
@@ -247,3 +228,62 @@ def _label(group: str, name: str) -> str:
     if group == "fig3" and name in SWEEP_KEYS:
         return f"{name} only"
     return name
+
+
+def curve(run_dir: Path) -> list[tuple[float, float]]:
+    """(epoch, minival top-1 of the better of raw and EMA weights) from a run's metrics."""
+    path = run_dir / "metrics.jsonl"
+    out = []
+    if not path.is_file():
+        return out
+    for line in path.read_text().splitlines():
+        r = json.loads(line) if line.strip() else {}
+        tops = [v for k, v in r.items() if k.endswith("minival_top1") and v is not None]
+        if r.get("kind") == "epoch" and tops:
+            out.append((r["epoch"], max(tops)))
+    return out
+
+
+def learning_curves(
+    out: Path, study: Study, points: list[Point], rows: list[dict[str, Any]]
+) -> list[str]:
+    """curves.png: minival top-1 against epochs for each Table-7 method, the mean over seeds
+    with the seeds' range as a band; a dashed line per longer training budget."""
+    t7 = {p.key: p.method for p in points if p.group == "table7"}
+    series: dict[tuple[str, float], list[list[tuple[float, float]]]] = {}
+    for r in rows:
+        if r["key"] in t7:
+            c = curve(out / r["run_dir"])
+            if c:
+                series.setdefault((t7[r["key"]], r.get("training_budget", 1.0)), []).append(c)
+    if not series:
+        return []
+    # matplotlib loads only when a plot is drawn
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    colors: dict[str, Any] = {}
+    for (method, budget), runs in sorted(series.items()):
+        n = min(len(c) for c in runs)
+        xs = [runs[0][i][0] for i in range(n)]
+        ys = [[c[i][1] for c in runs] for i in range(n)]
+        mean = [statistics.fmean(v) for v in ys]
+        style = "-" if budget == 1.0 else "--"
+        label = method if budget == 1.0 else f"{method} ({budget:g}x epochs)"
+        (line,) = ax.plot(xs, mean, style, color=colors.get(method), label=label)
+        colors.setdefault(method, line.get_color())
+        if len(runs) > 1:
+            ax.fill_between(xs, [min(v) for v in ys], [max(v) for v in ys],
+                            color=colors[method], alpha=0.15)  # fmt: skip
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("minival top-1 (%)")
+    ax.set_title("Learning curves of the Table 7 models (band: range over seeds)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    atomic_write_with(out / "curves.png", lambda tmp: fig.savefig(tmp, format="png", dpi=110))
+    plt.close(fig)
+    return ["curves.png"]

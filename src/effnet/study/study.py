@@ -7,7 +7,9 @@ A :class:`Study` names a baseline and three kinds of experiment from the paper:
 - ``fig4_at`` x ``fig4_width``: width sweeps at several fixed (depth, resolution) (Fig 4);
 - ``budget``: the budget-matched set of Table 7: the baseline and one model per method
   (depth only, width only, resolution only, compound) fitted to ``budget`` times the
-  baseline's multiply-adds, every one within ``tolerance`` of the target.
+  baseline's multiply-adds, every one within ``tolerance`` of the target; trained at each
+  of ``training_budgets`` (multiples of the recipe's epochs: ``[1, 2]`` is the
+  convergence check, T and 2T).
 
 :func:`plan` turns it into concrete :class:`Point`\\ s (architectures); the same architecture
 reached by two experiments (the baseline is in every sweep) is trained once.
@@ -16,6 +18,7 @@ reached by two experiments (the baseline is in every sweep) is trained once.
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
@@ -37,6 +40,9 @@ class Study(Record):
     baseline_phi: float | None = None  # compound-scale the baseline first (negative: smaller)
     baseline_width: float = 1.0  # then multiply its width ...
     baseline_depth: float = 1.0  # ... and depth (to make a small proxy baseline)
+    # architecture fields changed before any scaling, e.g. {"divisor": 4, "depth_rounding":
+    # "round", "stem": {"stride": 1}}: rounding and strides sized for a small proxy
+    baseline_fields: dict[str, Any] = field(default_factory=dict)
     resolution: int | None = None  # base input resolution in pixels; None: the baseline's
     data: dict[str, Any] = field(default_factory=dict)  # effnet.data.DataSpec fields
     recipe: str = "cpu"  # a named recipe (effnet.train.RECIPES) or a recipe JSON path
@@ -49,9 +55,12 @@ class Study(Record):
     methods: tuple[str, ...] = METHODS  # which Table-7 methods to fit
     coefficients: tuple[float, float, float] = PAPER_COEFFICIENTS  # alpha, beta, gamma
     tolerance: float = 0.05  # every budget-matched model within this of the target
+    training_budgets: tuple[float, ...] = (1.0,)  # Table 7 trained at these x recipe epochs
 
     def __post_init__(self) -> None:
         validate(self)
+        if self.baseline_fields:  # a typo there is an error now, not at the first point
+            with_fields(get_arch(self.baseline), self.baseline_fields)
 
     def replace(self, **changes: Any) -> Study:
         return dataclasses.replace(self, **changes)
@@ -61,9 +70,13 @@ class Study(Record):
         seeds: tuple[int, ...] | list[int] | None = None,
         epochs: float | None = None,
         subset: int | None = None,
+        training_budgets: tuple[float, ...] | None = None,
     ) -> Study:
-        """The same study with other seeds, epochs per run or training images (None: keep)."""
+        """The same study with other seeds, epochs per run, training images or training
+        budgets (None: keep)."""
         changes: dict[str, Any] = {}
+        if training_budgets is not None:
+            changes["training_budgets"] = tuple(training_budgets)
         if seeds:
             changes["seeds"] = tuple(seeds)
         if epochs is not None:
@@ -88,7 +101,7 @@ class Study(Record):
                     f"(known: {', '.join(SWEEP_KEYS)})"
                 )
             d["sweeps"] = {k: _floats(v, f"sweeps.{k}") for k, v in d["sweeps"].items()}
-        for key in ("seeds", "methods", "fig4_width", "coefficients"):
+        for key in ("seeds", "methods", "fig4_width", "coefficients", "training_budgets"):
             if key in d:
                 d[key] = tuple(_as_list(d[key], key))
         if "fig4_at" in d:
@@ -158,6 +171,24 @@ def data_shape(data: dict[str, Any]) -> tuple[int, int]:
     return len(classes), 3
 
 
+def native_resolution(data: dict[str, Any]) -> int | None:
+    """The pixels the study's images hold (the smaller side of the first training image of
+    an ImageFolder; 28 for Fashion-MNIST), or None when it cannot be read."""
+    source = data.get("source", "fashion-mnist")
+    if source == "fashion-mnist":
+        return 28
+    try:
+        # PIL: only this check reads an image; the plan does not
+        from PIL import Image
+
+        first_class = sorted(p for p in (Path(source) / "train").iterdir() if p.is_dir())[0]
+        first = sorted(p for p in first_class.iterdir() if p.is_file())[0]
+        with Image.open(first) as im:
+            return min(im.size)
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def macs(arch: Architecture, num_classes: int = 1000, in_chans: int = 3) -> int:
     """Multiply-adds of one image with the study's head (see ``effnet.profile``)."""
     # torch: this module's data and checks load without it
@@ -179,15 +210,17 @@ class ProxyFields(Protocol):
     baseline_width: float
     baseline_depth: float
     resolution: int | None
+    baseline_fields: dict[str, Any]
     coefficients: tuple[float, float, float]
 
 
 def proxy_baseline(cfg: ProxyFields, name: str) -> Architecture:
-    """``cfg.baseline`` (a named model or architecture file), optionally shrunk by
-    ``baseline_phi`` and then by ``baseline_width`` / ``baseline_depth``, at ``resolution``
-    px; renamed ``name``, with its multipliers reset to 1."""
+    """``cfg.baseline`` (a named model or architecture file) with ``baseline_fields``
+    changed (they hold for every later scaling), optionally shrunk by ``baseline_phi`` and
+    then by ``baseline_width`` / ``baseline_depth``, at ``resolution`` px; renamed
+    ``name``, with its multipliers reset to 1."""
 
-    arch = get_arch(cfg.baseline)
+    arch = with_fields(get_arch(cfg.baseline), cfg.baseline_fields)
     if cfg.baseline_phi is not None:
         arch = scale_phi(arch, cfg.baseline_phi, *cfg.coefficients)
     if (cfg.baseline_width, cfg.baseline_depth) != (1.0, 1.0):
@@ -195,6 +228,22 @@ def proxy_baseline(cfg: ProxyFields, name: str) -> Architecture:
     if cfg.resolution is not None:
         arch = arch.replace(resolution=cfg.resolution)
     return arch.replace(name=name, width=1.0, depth=1.0)
+
+
+def with_fields(arch: Architecture, fields: dict[str, Any]) -> Architecture:
+    """``arch`` with some of its JSON fields changed (objects merge one level deep)."""
+    if not fields:
+        return arch
+    data = json.loads(arch.to_json())
+    for key, value in fields.items():
+        if isinstance(value, dict) and isinstance(data.get(key), dict):
+            data[key] = {**data[key], **value}
+        else:
+            data[key] = value
+    try:
+        return Architecture.from_dict(data)
+    except EffnetError as e:
+        raise EffnetError(f"baseline_fields: {e}") from None
 
 
 def plan(s: Study) -> list[Point]:
@@ -262,10 +311,18 @@ def budget_points(s: Study, base: Architecture, shape: tuple[int, int]) -> list[
         depth, width, resolution_mult = compound(phi, alpha, beta, gamma)
         return scale(base, depth=depth, width=width, resolution_mult=resolution_mult)
 
+    def paper_balanced(k: float) -> Architecture:
+        d, w, r = (m**k for m in PAPER_BALANCE)
+        return scale(base, depth=d, width=w, resolution_mult=r)
+
     out = [Point("table7", "baseline", 1.0, 1.0, 1.0, base, base_macs, target)]
     for method in s.methods:
         try:
-            if method == "compound":
+            if method == "compound-paper":
+                hi = _bracket(paper_balanced, cost, target, 1.0)
+                f = fit(paper_balanced, cost, target, 0.0, hi, mode="nearest", precision=0.01)
+                mult = tuple(m**f.value for m in PAPER_BALANCE)
+            elif method == "compound":
                 hi = _bracket(compound_scaled, cost, target, 1.0)
                 f = fit(compound_scaled, cost, target, 0.0, hi, mode="nearest", precision=0.01)
                 mult = compound(f.value, alpha, beta, gamma)
@@ -303,6 +360,10 @@ def _bracket(make: Any, cost: Any, target: float, start: float, limit: float = 6
         x *= 2
     return limit
 
+
+# the compound model of the paper's Table 7 (d = 1.4, w = 1.2, r = 1.3 at about 4.5x B0's
+# FLOPs), its balance raised to the power k that meets the study's budget
+PAPER_BALANCE = (1.4, 1.2, 1.3)
 
 # a single-dimension method's name -> the scale() argument it sets
 SCALE_ARGUMENT = {"depth": "depth", "width": "width", "resolution": "resolution_mult"}

@@ -15,6 +15,7 @@ from torch import nn
 
 from effnet.data import DataSpec
 from effnet.progress import Display, open_step_bar
+from effnet.threads import ThreadGovernor
 from effnet.train import checkpoint, distributed, runfolder
 from effnet.train.loop import TrainState, batches, eval_batches, evaluate, train_one_epoch
 from effnet.train.recipe import Recipe
@@ -32,6 +33,7 @@ def run_epochs(
     total_steps: int,
     progress: bool | Display,
     d: Any,
+    governor: ThreadGovernor | None = None,
 ) -> None:
     """Epochs of steps until ``total_steps`` or the time budget: logs, evaluates on minival,
     keeps the best checkpoint and saves the last one at every epoch end."""
@@ -46,9 +48,13 @@ def run_epochs(
     started = time.perf_counter() - info["train_time_s"]
     time_up = recipe.max_time_s is not None and info["train_time_s"] >= recipe.max_time_s
 
+    governor = governor or ThreadGovernor(adapt=False)
+    governor.start()
+
     def on_step(s: TrainState, loss: float) -> bool:
         nonlocal time_up
         info["train_time_s"] = time.perf_counter() - started
+        governor.tick()
         if d.main and s.step % recipe.log_every == 0:
             runfolder.log(
                 metrics_path,
@@ -90,6 +96,7 @@ def run_epochs(
             "step": state.step,
             "train_loss": state.loss_sum / max(state.loss_count, 1),
             "time_s": round(info["train_time_s"], 3),
+            "threads": governor.threads,
         }
         state.loss_sum, state.loss_count = 0.0, 0
         last = state.step >= total_steps or time_up

@@ -41,6 +41,7 @@ from effnet.profile import count_macs, count_params
 from effnet.progress import Display
 from effnet.registry import get_arch
 from effnet.rundir import ToolFolder
+from effnet.threads import ThreadGovernor
 from effnet.train import checkpoint, distributed, finetune, runfolder
 from effnet.train.ema import adapted_decay, make_ema
 from effnet.train.epochs import run_epochs
@@ -103,6 +104,7 @@ def train(
     model_overrides: dict | None = None,
     progress: bool | Display = True,
     init: str | Path | None = None,
+    threads: int | None = None,
 ) -> RunResult:
     """Train ``model`` on ``data`` with ``recipe`` into the run folder ``out``.
 
@@ -117,6 +119,9 @@ def train(
     ``init`` (a model folder or checkpoint, :mod:`effnet.train.finetune`) fine-tunes: the
     run starts from its weights with a new classifier and keeps its preprocessing;
     ``model`` may then be None when the init names its architecture.
+
+    ``threads`` fixes the intra-op thread count; by default a single-process CPU run uses
+    the cores other processes leave free, re-checked as it trains (:mod:`effnet.threads`).
     """
     out = Path(out)
     d = distributed.setup()
@@ -124,8 +129,9 @@ def train(
     try:
         folder, saved = runfolder.open_run(out, resume, d.main)
         return _train(
-            model, data, recipe, out, saved, folder, model_overrides or {}, progress, d, init
-        )
+            model, data, recipe, out, saved, folder, model_overrides or {}, progress, d, init,
+            threads,
+        )  # fmt: skip
     finally:
         if folder is not None:
             folder.unlock()
@@ -143,6 +149,7 @@ def _train(
     progress: bool | Display,
     d: distributed.Dist,
     init: Any,
+    threads: int | None = None,
 ) -> RunResult:
     arch, data, recipe, init = _resolve(model, data, recipe, saved, overrides, init)
     resuming = saved is not None and runfolder.start_from_checkpoint(out, recipe.checkpoint_every)
@@ -197,7 +204,12 @@ def _train(
         }
         atomic_write_text(out / runfolder.CONFIG, json.dumps(config, indent=2) + "\n")
         metrics_path.touch()
-    run_epochs(out, recipe, data, splits, state, ema, t_eval, info, total_steps, progress, d)
+    governor = ThreadGovernor(
+        threads, adapt=d.world == 1 and d.device == "cpu" and not recipe.deterministic
+    )
+    run_epochs(
+        out, recipe, data, splits, state, ema, t_eval, info, total_steps, progress, d, governor
+    )
     return _finish(out, arch, data, recipe, splits, net, t_eval, info, state, d)
 
 
