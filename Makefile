@@ -31,7 +31,8 @@ data: setup
 	$(BIN)/effnet data
 
 # The quick scaling study (Table 7 on Fashion-MNIST: baseline vs depth/width/resolution/compound
-# at 4x multiply-adds); --resume makes a second `make run` reuse finished runs.
+# at 3.45x multiply-adds, on a 16 px proxy below the images' 28 px); --resume makes a second
+# `make run` reuse finished runs.
 run: data
 	$(BIN)/effnet study --quick --out runs/study-quick --resume
 

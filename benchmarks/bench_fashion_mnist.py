@@ -11,6 +11,7 @@ best minival top-1 and reports its test top-1. Writes benchmarks/results/fashion
 """
 
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -22,17 +23,28 @@ import torch
 import torch.nn.functional as F
 
 from effnet.data import DataSpec
-from effnet.hub import create_model
+from effnet.model import build
 from effnet.registry import get_arch
 from effnet.train import RECIPES, train
+from effnet.train.evaluation import evaluate_run
 from effnet.train.recipe import apply_overrides
 
 RESULTS = Path(__file__).parent / "results"
 
 
-def step_time(phi, res, batch, threads, steps=4):
+def architecture(phi, res, stem_stride):
+    """B0 scaled by phi at ``res`` px; ``stem_stride`` 1 keeps the stem at full size (for
+    28 px images: maps of 28, 14, 7, 4, 2, 1 instead of 16, 8, 4, 2, 1, 1 at 32 px)."""
+    arch = get_arch("efficientnet_b0", phi=phi, resolution=res)
+    if stem_stride != arch.stem.stride:
+        arch = arch.replace(stem=dataclasses.replace(arch.stem, stride=stem_stride))
+        arch = arch.replace(name=f"{arch.name}-stem{stem_stride}")
+    return arch
+
+
+def step_time(phi, res, batch, threads, stem_stride=2, steps=4):
     torch.set_num_threads(threads)
-    model = create_model("efficientnet_b0", num_classes=10, in_chans=1, phi=phi, resolution=res)
+    model = build(architecture(phi, res, stem_stride), num_classes=10, in_chans=1)
     model = model.to(memory_format=torch.channels_last).train()
     opt = torch.optim.AdamW(model.parameters())
     x = torch.randn(batch, 1, res, res).contiguous(memory_format=torch.channels_last)
@@ -48,10 +60,22 @@ def step_time(phi, res, batch, threads, steps=4):
     return sorted(times[1:])[len(times[1:]) // 2]
 
 
+def flip_tta(run_dir):
+    """Minival top-1 with and without test-time flip (``effnet eval --tta flip``); the
+    test top-1 with flip only when minival says it helps (decided on minival, never test)."""
+    out = {"minival_top1": evaluate_run(run_dir, split="minival")["top1"]}
+    out["minival_top1_flip_tta"] = evaluate_run(run_dir, split="minival", tta="flip")["top1"]
+    out["flip_tta_helps_on_minival"] = out["minival_top1_flip_tta"] > out["minival_top1"]
+    if out["flip_tta_helps_on_minival"]:
+        out["test_top1_flip_tta"] = evaluate_run(run_dir, split="test", tta="flip")["top1"]
+    return out
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--minutes", type=float, default=15)
     p.add_argument("--res", type=int, default=32)
+    p.add_argument("--stem-stride", type=int, default=2, help="1: a full-size stem (28 px)")
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--phis", default="-8,-6,-4,-2,0")
     p.add_argument("--min-epochs", type=float, default=None, help="default: max(2, minutes/6)")
@@ -72,7 +96,7 @@ def main():
     phis = [float(x) for x in args.phis.split(",")]
     threads = args.threads
     if threads is None:
-        t = {n: step_time(phis[0], args.res, args.batch, n) for n in (1, 2)}
+        t = {n: step_time(phis[0], args.res, args.batch, n, args.stem_stride) for n in (1, 2)}
         threads = min(t, key=t.get)
         print(f"threads: {t} -> {threads}", flush=True)
     torch.set_num_threads(threads)
@@ -81,7 +105,7 @@ def main():
     probes = {}
     chosen = phis[0]
     for phi in phis:
-        probes[phi] = step_time(phi, args.res, args.batch, threads)
+        probes[phi] = step_time(phi, args.res, args.batch, threads, args.stem_stride)
         epochs = budget * (1 - eval_share) / (probes[phi] * steps_per_epoch)
         print(f"phi {phi:+g}: {probes[phi]:.3f} s/step -> {epochs:.1f} epochs", flush=True)
         if epochs < min_epochs:
@@ -100,7 +124,7 @@ def main():
         checkpoint_every=500,
     )
     recipe = apply_overrides(recipe, args.set)
-    arch = get_arch("efficientnet_b0", phi=chosen, resolution=args.res)
+    arch = architecture(chosen, args.res, args.stem_stride)
     out = Path(args.out or f"/tmp/effnet-bench-fmnist-{int(args.minutes)}min{args.tag}")
     if out.exists():
         shutil.rmtree(out)
@@ -111,6 +135,10 @@ def main():
     t0 = time.time()
     result = train(arch, DataSpec(workers=0), recipe, out, progress=False)
     m = result.metrics
+    try:
+        tta = flip_tta(out)
+    except Exception as e:  # the training result is kept even if this extra check fails
+        tta = {"error": f"{type(e).__name__}: {e}"}
     record = {
         "minutes": args.minutes,
         "threads": threads,
@@ -118,6 +146,7 @@ def main():
         "width": arch.width,
         "depth": arch.depth,
         "resolution": args.res,
+        "stem_stride": args.stem_stride,
         "batch_size": args.batch,
         "step_time_probe_s": probes,
         "recipe": recipe.to_dict(),
@@ -127,6 +156,12 @@ def main():
         "load_average_before": load_before,
         "load_average_after": [round(x, 2) for x in os.getloadavg()],
         "note": args.note,
+        "test_time_flip": tta,
+        "epoch_log": [
+            json.loads(line)
+            for line in (out / "metrics.jsonl").read_text().splitlines()
+            if '"kind": "epoch"' in line
+        ],
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     tag = f"_{args.tag}" if args.tag else ""
@@ -137,7 +172,8 @@ def main():
             {
                 k: record[k]
                 for k in ("phi", "epochs", "minival_top1", "test_top1", "test_top5", "train_time_s")
-            },
+            }
+            | {"test_time_flip": tta},
             indent=2,
         )
     )

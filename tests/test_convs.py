@@ -87,6 +87,7 @@ def test_b0_gradients_equal_the_onednn_path(monkeypatch):
     fast = _grads(model, x, y)
     model.load_state_dict(state)  # BN running stats as before
     monkeypatch.setattr(convs, "SMALL_MAP", 0)
+    monkeypatch.setattr(convs, "MATMUL_MAP", 0)
     plain = _grads(model, x, y)
     assert fast.keys() == plain.keys()
     overall = max(g.abs().max().item() for g in plain.values())
@@ -94,3 +95,15 @@ def test_b0_gradients_equal_the_onednn_path(monkeypatch):
         scale = plain[k].abs().max().item()
         err = (fast[k] - plain[k]).abs().max().item()
         assert err <= 1e-4 * scale + 1e-5 * overall, (k, err, scale, overall)
+
+
+def test_tracing_for_export_sees_plain_convolutions():
+    """ONNX export traces the model: every conv stays a convolution (ONNX Conv), not a
+    matrix product, even on the 1x1 maps where eager mode uses one."""
+    model = create_model("efficientnet_b0", width=0.25, depth=0.25, num_classes=10).eval()
+    model = model.to(memory_format=torch.channels_last)
+    x = torch.randn(1, 3, 32, 32).contiguous(memory_format=torch.channels_last)
+    graph = str(torch.jit.trace(model, x).inlined_graph)
+    convs_in_model = sum(isinstance(m, torch.nn.Conv2d) for m in model.modules())
+    assert graph.count("aten::_convolution") == convs_in_model
+    assert graph.count("aten::linear") == 1  # the classifier only

@@ -180,11 +180,12 @@ def test_formula_table_says_how_far_the_released_models_are_from_phi():
 
 
 def test_effective_multipliers_show_what_rounding_did():
-    """The quick study's proxy at phi = 1: nominal depth 1.2, effective 23/16 blocks = 1.44."""
+    """B0 at width 0.35, 32 px, phi = 1: nominal depth 1.2, effective 23/16 blocks = 1.44
+    with the paper's rounding (the quick study's proxy before the fair-proxy fields)."""
     from effnet.scaling import effective_multipliers
-    from effnet.study.study import baseline_arch, quick
+    from effnet.study.study import Study, baseline_arch
 
-    base = baseline_arch(quick())
+    base = baseline_arch(Study(name="q", baseline_width=0.35, resolution=32))
     assert effective_multipliers(base, base) == (1.0, 1.0, 1.0)
     d, w, r = effective_multipliers(base, scale_phi(base, 1.0))
     assert (base.num_blocks, d) == (16, 23 / 16)

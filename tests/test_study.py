@@ -235,7 +235,7 @@ def test_table7_report_has_verdict(tmp_path):
     assert "Table 7 analogue" in report and "**Verdict.**" in report
     assert (tmp_path / "t7" / "table7.png").stat().st_size > 0
     rows = json.loads((tmp_path / "t7" / "results.json").read_text())["models"]
-    assert len(rows) == 5 and all(r["n"] == 2 for r in rows)  # compound-paper = compound here
+    assert len(rows) == 6 and all(r["n"] == 2 for r in rows)  # compound-paper: its own model
 
 
 def test_cli_refuses_existing_folder(tmp_path, capsys):

@@ -92,6 +92,23 @@ def test_eval_cli_prints_and_writes_confusion_png(tiny_run, capsys):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_flip_tta_averages_the_logits_of_both_mirror_images(tiny_run, capsys):
+    from effnet.train.evaluation import FlipAverage, load_run_model
+
+    net, _ = load_run_model(tiny_run.run_dir)
+    x = torch.randn(4, 1, 32, 32)
+    with torch.no_grad():
+        both = (net(x) + net(x.flip(-1))) / 2
+        torch.testing.assert_close(FlipAverage(net).eval()(x), both)
+    plain = evaluate_run(tiny_run.run_dir, split="minival")
+    flipped = evaluate_run(tiny_run.run_dir, split="minival", tta="flip")
+    assert flipped["tta"] == "flip" and flipped["images"] == plain["images"] == 200
+    assert main(["eval", str(tiny_run.run_dir), "--split", "minival", "--tta", "flip"]) == 0
+    assert f"flip TTA): top-1 {flipped['top1']:.2f}%" in capsys.readouterr().out
+    with pytest.raises(EffnetError, match="tta must be one of"):
+        evaluate_run(tiny_run.run_dir, tta="rotate")
+
+
 def test_existing_run_folder_is_not_overwritten(tiny_run, capsys):
     code = main(["train", "efficientnet_b0", "--out", str(tiny_run.run_dir), "--no-progress"])
     assert code == 2

@@ -1,33 +1,40 @@
-"""How many threads training uses: the cores other processes leave free, re-checked as it runs.
+"""How many threads training uses: the count that trains fastest now, measured as it runs.
 
-PyTorch's intra-op threads (OpenMP) wait for each other at the end of every operator. With
-two threads on two cores and one other CPU-bound process (even at ``nice 19``), every op
-waits for the thread that lost its core, and a training step here took 4x as long as on a
-quiet machine; one thread on the free core is only about 1.5x slower than two on a quiet
-machine. So training measures how busy the other processes keep the cores this process
-may run on (``/proc/stat`` minus this process's own CPU time) and uses the rest, at least
-one thread, at most the cores (or the user's fixed number). It re-measures every
-``every_s`` seconds of training from counter differences, without pausing the run.
+PyTorch's intra-op threads (OpenMP) wait for each other at the end of every operator, so
+when another process takes one of the cores, two threads on two cores can run much slower
+than one (a step of timm's B0 took 4x as long beside a CPU-bound neighbour in an earlier
+measurement here); whether it does depends on the neighbour (its priority, its own
+threads) and on the machine. Rather than guess from load figures, :class:`ThreadGovernor`
+measures: every ``every_s`` seconds of training it runs a few steps with one thread more
+or one fewer, compares their median step time with the steps just before, and keeps the
+faster count (by more than ``margin``). On a quiet machine the probes cost a few steps a
+minute; beside a busy neighbour the run moves to the count that is fastest there, and back
+when the neighbour leaves.
 
-``$EFFNET_THREADS`` (a positive integer) fixes the count like ``effnet train --threads``.
-Where ``/proc/stat`` is missing (not Linux) the count stays where it started. Runs under
-``--deterministic`` keep one thread count from start to end (float results can depend
-on it).
+``effnet train --threads N`` or ``$EFFNET_THREADS`` fixes the count; runs under
+``--deterministic`` keep their starting count (float results can depend on it).
 """
 
 from __future__ import annotations
 
 import os
+import statistics
 import time
+from collections import deque
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
 
 from effnet.errors import EffnetError
 
-PROC_STAT = Path("/proc/stat")
 ENV = "EFFNET_THREADS"
+
+
+def usable_cores() -> int:
+    """How many CPUs this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def fixed_from_env() -> int | None:
@@ -40,95 +47,78 @@ def fixed_from_env() -> int | None:
     return int(text)
 
 
-def usable_cores() -> list[int]:
-    """The CPU numbers this process may run on."""
-    if hasattr(os, "sched_getaffinity"):
-        return sorted(os.sched_getaffinity(0))
-    return list(range(os.cpu_count() or 1))
-
-
-def busy_ticks(cores: list[int], stat: Path = PROC_STAT) -> tuple[int, int] | None:
-    """(busy, total) clock ticks summed over ``cores`` since boot; None without /proc/stat."""
-    try:
-        lines = stat.read_text().splitlines()
-    except OSError:
-        return None
-    wanted = {f"cpu{c}" for c in cores}
-    busy = total = 0
-    for line in lines:
-        parts = line.split()
-        if parts and parts[0] in wanted:
-            ticks = [int(v) for v in parts[1:9]]  # user nice system idle iowait irq softirq steal
-            total += sum(ticks)
-            busy += sum(ticks) - ticks[3] - ticks[4]
-    return (busy, total) if total else None
-
-
-def threads_for(others_busy: float, cores: int, limit: int | None = None) -> int:
-    """Threads to run with when other processes keep ``others_busy`` cores busy.
-
-    A core counts as taken when others use it for more than 70% of the time, so short
-    bursts (an editor, a shell) do not halve training.
-    """
-    free = cores - others_busy
-    n = int(free + 0.7)
-    return max(1, min(n, limit or cores))
-
-
 class ThreadGovernor:
-    """Sets ``torch.set_num_threads`` from the cores other processes leave free."""
+    """Keeps ``torch.set_num_threads`` at the count whose training steps are fastest."""
 
     def __init__(
         self,
         fixed: int | None = None,
-        every_s: float = 30.0,
+        every_s: float = 60.0,
+        probe_steps: int = 4,
+        margin: float = 0.05,
         adapt: bool = True,
-        stat: Path = PROC_STAT,
-        clock: Callable[[], float] = time.monotonic,
-        cpu_clock: Callable[[], float] = time.process_time,
+        most: int | None = None,
+        clock: Callable[[], float] = time.perf_counter,
     ) -> None:
-        self.cores = usable_cores()
         fixed = fixed or fixed_from_env()
-        self.limit = fixed
-        self.every_s = every_s
-        self.stat = stat
-        self.clock, self.cpu_clock = clock, cpu_clock
-        self.adapt = adapt and fixed is None
-        self.threads = fixed or torch.get_num_threads()
-        self.others_busy = 0.0
-        self._last: tuple[float, float, tuple[int, int]] | None = None
+        self.most = fixed or most or usable_cores()
+        self.adapt = adapt and fixed is None and self.most > 1
+        self.threads = fixed or (self.most if self.adapt else torch.get_num_threads())
+        self.every_s, self.probe_steps, self.margin = every_s, probe_steps, margin
+        self.clock = clock
+        self.history: list[tuple[int, float, float]] = []  # (threads, ours, probe) medians
+        self._recent: deque[float] = deque(maxlen=8)  # step times at the current count
+        self._probe: list[float] | None = None  # step times of the count being tried
+        self._trying: int | None = None
+        self._last_tick: float | None = None
+        self._last_probe = 0.0
+        self._direction = -1  # the first probe tries one thread fewer
 
-    def _sample(self) -> tuple[float, float, tuple[int, int]] | None:
-        ticks = busy_ticks(self.cores, self.stat)
-        return None if ticks is None else (self.clock(), self.cpu_clock(), ticks)
-
-    def start(self, probe_s: float = 0.3) -> int:
-        """Measure for ``probe_s`` (this process idle) and set the thread count."""
-        if self.adapt:
-            self._last = self._sample()
-            if self._last is not None:
-                time.sleep(probe_s)
-                self._update()
+    def start(self) -> int:
+        """Set the starting count (all usable cores unless fixed)."""
         torch.set_num_threads(self.threads)
+        self._last_tick = self._last_probe = self.clock()
         return self.threads
+
+    def pause(self) -> None:
+        """Evaluation or checkpointing comes next: the time until the next step is not a
+        step time."""
+        self._last_tick = None
 
     def tick(self) -> int:
-        """Call often (every step); re-measures when ``every_s`` has passed."""
-        if self.adapt and self._last is not None and self.clock() - self._last[0] >= self.every_s:
-            self._update()
-            if torch.get_num_threads() != self.threads:
-                torch.set_num_threads(self.threads)
+        """Call after every training step; returns the count for the next one."""
+        now = self.clock()
+        step, self._last_tick = (None if self._last_tick is None else now - self._last_tick), now
+        if not self.adapt or step is None:
+            return self.threads
+        if self._probe is None:
+            self._recent.append(step)
+            if now - self._last_probe >= self.every_s and len(self._recent) >= self.probe_steps:
+                self._begin_probe()
+        else:
+            self._probe.append(step)
+            if len(self._probe) > self.probe_steps:  # the first step after a switch warms up
+                self._end_probe(now)
         return self.threads
 
-    def _update(self) -> None:
-        now = self._sample()
-        if now is None or self._last is None:
-            return
-        (t0, c0, (b0, n0)), (t1, c1, (b1, n1)) = self._last, now
-        self._last = now
-        if n1 <= n0 or t1 <= t0:
-            return
-        busy_cores = len(self.cores) * (b1 - b0) / (n1 - n0)
-        ours = (c1 - c0) / (t1 - t0)
-        self.others_busy = max(0.0, busy_cores - ours)
-        self.threads = threads_for(self.others_busy, len(self.cores), self.limit)
+    def _begin_probe(self) -> None:
+        other = self.threads + self._direction
+        if not 1 <= other <= self.most:
+            self._direction = -self._direction
+            other = self.threads + self._direction
+        self._trying, self._probe = other, []
+        torch.set_num_threads(other)
+
+    def _end_probe(self, now: float) -> None:
+        assert self._probe is not None and self._trying is not None
+        ours = statistics.median(self._recent)
+        probe = statistics.median(self._probe[1:])
+        self.history.append((self._trying, ours, probe))
+        if probe < ours * (1 - self.margin):
+            self.threads = self._trying
+            self._recent.clear()
+            self._recent.extend(self._probe[1:])
+        else:
+            self._direction = -self._direction  # next time look the other way
+        torch.set_num_threads(self.threads)
+        self._probe, self._trying, self._last_probe = None, None, now

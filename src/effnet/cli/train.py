@@ -91,6 +91,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("target", metavar="RUN_DIR_OR_MODEL")
     add_data_args(p, default=None)
     p.add_argument("--split", default="test", choices=["test", "minival", "train"])
+    p.add_argument(
+        "--tta", choices=["flip"], help="test-time augmentation: average with the mirror image"
+    )
     p.add_argument("--png", metavar="FILE", help="confusion matrix image (default in RUN_DIR)")
     p.add_argument("--force", action="store_true", help="overwrite --png FILE")
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -229,7 +232,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     target = Path(args.target)
     is_run = runfolder.is_run(target)
     spec = data_spec(args) if args.data else None
-    result = evaluate_run(args.target, spec, split=args.split)
+    result = evaluate_run(args.target, spec, split=args.split, tta=args.tta)
     png = args.png or (str(target / f"confusion_{args.split}.png") if is_run else None)
     if args.png:
         refuse_overwrite(args.png, args.force)
@@ -239,7 +242,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         print(json.dumps({k: v for k, v in result.items()}, indent=2))
         return 0
     print(
-        f"{result['model']} on {args.split} ({result['images']} images): "
+        f"{result['model']} on {args.split} ({result['images']} images"
+        f"{', flip TTA' if args.tta else ''}): "
         f"top-1 {result['top1']:.2f}%  top-5 {result['top5']:.2f}%  loss {result['loss']:.4f}"
     )
     if png:

@@ -111,6 +111,7 @@ def quick_search() -> SearchConfig:
         baseline=study.baseline,
         baseline_width=study.baseline_width,
         resolution=study.resolution,
+        baseline_fields=dict(study.baseline_fields),
         data=dict(study.data),
         recipe=study.recipe,
         recipe_overrides={**study.recipe_overrides, "schedule": "step"},

@@ -18,7 +18,8 @@ from effnet import paper
 from effnet.io import atomic_write_text, atomic_write_with
 from effnet.scaling import effective_multipliers
 from effnet.study import verdict as words
-from effnet.study.study import SWEEP_KEYS, Point, Study, native_resolution
+from effnet.study.data_info import native_resolution
+from effnet.study.study import SWEEP_KEYS, Point, Study
 
 
 def at_budget(rows: list[dict[str, Any]], budget: float) -> list[dict[str, Any]]:

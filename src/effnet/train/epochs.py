@@ -75,6 +75,7 @@ def run_epochs(
         epoch_end = s.step % steps_per_epoch == 0
         if recipe.checkpoint_every and s.step % recipe.checkpoint_every == 0 and not epoch_end:
             save()
+            governor.pause()
         return time_up or s.step >= total_steps
 
     bar = open_step_bar(progress, total_steps, state.step) if d.main else None
@@ -87,6 +88,7 @@ def run_epochs(
         if bar is not None:
             bar.set_description(f"epoch {epoch + 1}")
         train_one_epoch(state, batches(splits.train, sampler, data.workers), on_step, bar)
+        governor.pause()  # evaluation and checkpoints are not step times
         done = state.step % steps_per_epoch == 0 or state.step >= total_steps or time_up
         if not done:
             continue
