@@ -48,13 +48,21 @@ def open_storage(url: str | None, out: Path) -> Any:
     params = inspect.signature(optuna.storages.RDBStorage).parameters
     stale = "heartbeat_stale_trial_callback"
     callback = {stale if stale in params else "failed_trial_callback": _requeue}
-    try:
-        return optuna.storages.RDBStorage(
-            _driver(url), engine_kwargs=kwargs, heartbeat_interval=30, grace_period=120, **callback
-        )
-    except Exception as e:  # sqlalchemy / driver errors: one line naming the URL
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise EffnetError(f"cannot reach storage {_redact(url)}: {first}") from None
+    for attempt in range(3):
+        try:
+            return optuna.storages.RDBStorage(
+                _driver(url), engine_kwargs=kwargs, heartbeat_interval=30, grace_period=120,
+                **callback,
+            )  # fmt: skip
+        except Exception as e:  # sqlalchemy / driver errors: one line naming the URL
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            # two workers creating the tables of a fresh database at once: one loses the
+            # race on PostgreSQL's catalog ("duplicate key ... pg_type"); the tables exist now
+            if "duplicate key" in first and attempt < 2:
+                time.sleep(0.5 * (attempt + 1))
+                continue
+            raise EffnetError(f"cannot reach storage {_redact(url)}: {first}") from None
+    raise AssertionError("unreachable")
 
 
 def _driver(url: str) -> str:
