@@ -37,35 +37,34 @@ MATMUL_MAP = 16
 Pair = tuple[int, int]
 
 
-def _span(offset: int, size: int, out: int, stride: int) -> tuple[int, int]:
-    """Output indices i in [lo, hi) whose input index offset + i * stride is inside [0, size)."""
-    lo = max(0, -(offset // stride)) if offset < 0 else 0
+def _overlap(tap: int, pad: int, size: int, out: int, stride: int) -> tuple[slice, slice] | None:
+    """(input slice, output slice) along one axis where kernel tap ``tap`` meets data, not
+    padding; None when it only ever sees padding."""
+    offset = tap - pad
+    lo = -(offset // stride) if offset < 0 else 0  # ceil(-offset / stride)
     hi = min(out, (size - 1 - offset) // stride + 1) if offset <= size - 1 else 0
-    return lo, max(lo, hi)
+    if lo >= hi:
+        return None
+    first = offset + lo * stride
+    return slice(first, first + (hi - lo - 1) * stride + 1, stride), slice(lo, hi)
 
 
 def weight_grad(
     x: torch.Tensor, grad: torch.Tensor, kernel: Pair, stride: Pair, padding: Pair
 ) -> torch.Tensor:
     """d loss / d weight of a depthwise conv, shape (C, 1, kh, kw), one product-sum per tap."""
-    n, c, h, w = x.shape
+    h, w = x.shape[-2:]
     ho, wo = grad.shape[-2:]
     xs = x.permute(0, 2, 3, 1)  # NHWC views: the channel is the innermost, contiguous axis
     gs = grad.permute(0, 2, 3, 1)
-    out = x.new_zeros(c, kernel[0], kernel[1])
-    for a in range(kernel[0]):
-        i0, i1 = _span(a - padding[0], h, ho, stride[0])
-        if i0 == i1:
-            continue
-        r = a - padding[0] + i0 * stride[0]
-        rows = slice(r, r + (i1 - i0 - 1) * stride[0] + 1, stride[0])
-        for b in range(kernel[1]):
-            j0, j1 = _span(b - padding[1], w, wo, stride[1])
-            if j0 == j1:
-                continue
-            q = b - padding[1] + j0 * stride[1]
-            cols = slice(q, q + (j1 - j0 - 1) * stride[1] + 1, stride[1])
-            out[:, a, b] = (xs[:, rows, cols] * gs[:, i0:i1, j0:j1]).sum((0, 1, 2))
+    out = x.new_zeros(x.shape[1], kernel[0], kernel[1])
+    rows = [_overlap(a, padding[0], h, ho, stride[0]) for a in range(kernel[0])]
+    cols = [_overlap(b, padding[1], w, wo, stride[1]) for b in range(kernel[1])]
+    for a, row in enumerate(rows):
+        for b, col in enumerate(cols):
+            if row is not None and col is not None:
+                (ri, ro), (ci, co) = row, col
+                out[:, a, b] = (xs[:, ri, ci] * gs[:, ro, co]).sum((0, 1, 2))
     return out.unsqueeze(1)
 
 
