@@ -106,7 +106,7 @@ def tiny_search(**changes) -> SearchConfig:
     base = dict(
         name="tiny", baseline_width=0.25, baseline_depth=0.34, resolution=32,
         data={"subset": 100, "minival": 50, "workers": 0},
-        recipe_overrides={"epochs": 1, "batch_size": 50}, step=0.2, tolerance=0.3,
+        recipe_overrides={"epochs": 1, "batch_size": 50}, step=0.2, tolerance=0.3, cost="nominal",
     )  # fmt: skip
     return SearchConfig(**{**base, **changes})
 

@@ -10,6 +10,7 @@ import json
 import math
 
 import pytest
+import torch
 
 from effnet import latency
 from effnet.cli import main
@@ -21,7 +22,7 @@ from effnet.scaling import scale_phi
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 TINY = get_arch("efficientnet_b0", phi=-8)
-BACKENDS = ["torch"] + (["onnxruntime"] if onnxruntime_available() else [])
+BACKENDS = ["torch"] + (["onnxruntime", "int8"] if onnxruntime_available() else [])
 
 
 def fake_ms(arch) -> float:
@@ -48,6 +49,23 @@ def test_measure_gives_ordered_quartiles(backend):
     assert set(lat.to_dict()) >= {"median_ms", "p25_ms", "p75_ms", "images_per_s", "threads"}
 
 
+@pytest.mark.skipif(not onnxruntime_available(), reason="needs onnxruntime")
+def test_int8_backend_times_a_quantized_graph(tmp_path):
+    import onnx
+
+    from effnet.model import build
+
+    model = build(TINY, num_classes=10).eval()
+    runner = latency.int8_runner(model, 32, 1, tmp_path / "m.int8.onnx")
+    ops = {n.op_type for n in onnx.load(str(tmp_path / "m.int8.onnx")).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops  # QDQ: the convolutions run in INT8
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        ref = model(x).numpy()
+    out = runner.logits(x)
+    assert out.shape == (2, 10) and float(abs(out - ref).max()) < 0.5 * float(abs(ref).max()) + 1
+
+
 def test_compare_keeps_the_order_and_counts_every_round():
     small, larger = TINY, scale_phi(TINY, 1.0)
     rows = compare([small, larger], threads=1, rounds=4, warmup=0, batch=2, image_size=32)
@@ -57,7 +75,7 @@ def test_compare_keeps_the_order_and_counts_every_round():
 
 @pytest.mark.parametrize(
     "options",
-    [dict(backend="int8"), dict(rounds=0), dict(batch=0), dict(threads=-1), dict(warmup=-1)],
+    [dict(backend="tflite"), dict(rounds=0), dict(batch=0), dict(threads=-1), dict(warmup=-1)],
 )
 def test_bad_options_are_refused(options):
     with pytest.raises(Exception, match="must be|unknown backend"):
@@ -125,7 +143,7 @@ def test_bench_prints_ratios_to_the_first_model(capsys):
         ["scale", "--budget-latency", "20ms", "--budget-flops", "1e9"],
         ["bench", "no_such_model", "--rounds", "1"],
         ["bench", "efficientnet_b0", "--rounds", "0"],
-        ["bench", "efficientnet_b0", "--backend", "int8"],
+        ["bench", "efficientnet_b0", "--backend", "tflite"],
         ["bench", "efficientnet_b0", "--warmup", "-1", "--image-size", "32"],
     ],
 )

@@ -340,3 +340,26 @@ def test_fair_proxy_below_native_resolution():
     d, w, r = effective_multipliers(base, points["compound"].arch)
     assert abs(d - 1.2) < 0.05 and abs(w - 1.1) < 0.05 and abs(r - 1.15) < 0.05
     assert points["compound-paper"].key == points["compound"].key  # the same network here
+
+
+def test_example_studies_load_and_make_run_is_the_full_study_at_a_smaller_scale():
+    """`make run` (quick) is seed 0 at T of the committed full study: same baseline, data,
+    recipe and budget; the full study adds seeds 0-4 and the 2T convergence check."""
+    from effnet.study import quick
+
+    root = Path(__file__).resolve().parents[1] / "examples"
+    studies = {p.name: Study.load(p) for p in sorted(root.glob("study-*.json"))}
+    assert {"study-fmnist.json", "study-fmnist-fair.json", "study-fmnist-fair-figs.json"} <= set(
+        studies
+    )
+    full = studies["study-fmnist-fair.json"]
+    assert full.seeds == (0, 1, 2, 3, 4) and full.training_budgets == (1.0, 2.0)
+    same = full.replace(name="quick", seeds=(0,), training_budgets=(1.0,))
+    assert same == quick()
+    figs = studies["study-fmnist-fair-figs.json"]
+    assert (
+        figs.budget is None
+        and figs.fig4_at
+        and set(figs.sweeps) == {"width", "depth", "resolution"}
+    )
+    assert figs.baseline_fields == full.baseline_fields and figs.resolution == full.resolution

@@ -72,7 +72,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="max median latency on this machine, e.g. 20ms (candidates are measured)",
     )
     lat = p.add_argument_group("latency budget")
-    lat.add_argument("--backend", choices=["torch", "onnxruntime"], default="torch")
+    lat.add_argument("--backend", choices=["torch", "onnxruntime", "int8"], default="torch")
     lat.add_argument("--batch", type=positive_int, default=1, help="images per call (1)")
     lat.add_argument("--threads", type=positive_int, help="intra-op threads (default: torch's)")
     lat.add_argument("--rounds", type=positive_int, default=10, help="timed calls per model (10)")

@@ -18,7 +18,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument("models", nargs="+", metavar="MODEL")
-    p.add_argument("--backend", choices=["torch", "onnxruntime"], default="torch")
+    p.add_argument(
+        "--backend",
+        choices=["torch", "onnxruntime", "int8"],
+        default="torch",
+        help="torch (optimised PyTorch), onnxruntime (fp32 ONNX), int8 (ONNX Runtime on the "
+        "model quantized to INT8 QDQ: effnet quantize with random calibration images)",
+    )
     p.add_argument("--batch", type=positive_int, default=1, help="images per call (1)")
     p.add_argument("--threads", type=positive_int, help="intra-op threads (default: torch's)")
     p.add_argument("--rounds", type=positive_int, default=20, help="timed calls per model (20)")

@@ -39,6 +39,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--subset", type=int, help="override the number of training images")
     p.add_argument("--no-progress", action="store_true", help="no per-step progress bars")
+    p.add_argument(
+        "--storage",
+        metavar="URL",
+        help="share the runs among workers through this Optuna storage (a .journal file or an "
+        "RDB URL; default with --workers/--worker: DIR/optuna.journal)",
+    )
+    p.add_argument("--workers", type=int, help="worker processes on this machine (with storage)")
+    p.add_argument(
+        "--worker", action="store_true", help="join the study in --storage as one more worker"
+    )
+    p.add_argument(
+        "--report", action="store_true", help="only write the report from --storage's results"
+    )
     p.set_defaults(func=cmd_study)
 
     p = sub.add_parser(
@@ -99,12 +112,15 @@ def cmd_study(args: argparse.Namespace) -> int:
     if args.config and args.quick:
         raise EffnetError("give a study config or --quick, not both")
     study = Study.load(args.config) if args.config else quick() if args.quick else None
-    if study is None and not (args.resume and args.out):
+    joins = (args.worker or args.report) and args.out
+    if study is None and not (args.resume and args.out) and not joins:
         raise EffnetError("give a study config file, --quick, or --resume --out DIR")
     if study is not None:
         study = study.with_budget(args.seeds, args.epochs, args.subset, args.training_budgets)
         safe_name(study.name, "study name")
     out = Path(args.out or f"runs/study-{study.name if study else 'quick'}")
+    if args.storage or args.worker or args.report or args.workers is not None:
+        return _distributed(study, out, args)
     if args.resume and study is not None and (out / "study.json").is_file() and not args.config:
         study = None  # --quick --resume: continue whatever the folder holds
     result = run_study(
@@ -112,6 +128,27 @@ def cmd_study(args: argparse.Namespace) -> int:
     )
     print(f"report: {result.folder / 'report.md'} (results.csv and plots beside it)")
     return 0
+
+
+def _distributed(study: Any, out: Path, args: argparse.Namespace) -> int:
+    """``effnet study`` with workers sharing an Optuna storage (effnet.study.study_workers)."""
+    import optuna
+
+    from effnet.study.study_workers import run_workers
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if args.workers is not None and args.workers < 1:
+        raise EffnetError(f"--workers must be >= 1, got {args.workers}")
+    if args.force:
+        raise EffnetError("--force cannot be used with workers; give another --out")
+    if args.worker and study is not None and args.config is None and not args.quick:
+        study = None
+    rows, complete = run_workers(
+        study, out, args.storage, workers=args.workers or 1, report_only=args.report, log=_log
+    )
+    print(f"report: {out / 'report.md'} ({len(rows)} runs; "
+          f"{'complete' if complete else 'not complete yet'})")  # fmt: skip
+    return 0 if complete or args.report else 1
 
 
 def cmd_search(args: argparse.Namespace) -> int:

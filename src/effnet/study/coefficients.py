@@ -19,9 +19,12 @@ from effnet.record import Record, checked_fields, construct
 from effnet.registry import get_arch
 from effnet.rundir import safe_name
 from effnet.scaling import PAPER_COEFFICIENTS, compound, constraint, scale
-from effnet.study.study import proxy_baseline, quick
+from effnet.study.data_info import data_shape
+from effnet.study.presets import quick
+from effnet.study.study import proxy_baseline
 
 PAPER = PAPER_COEFFICIENTS  # the paper's grid-search result for B0
+COST_MODES = ("measured", "nominal")
 
 
 @dataclass(frozen=True)
@@ -39,6 +42,11 @@ class SearchConfig(Record):
     recipe: str = "cpu"
     recipe_overrides: dict[str, Any] = field(default_factory=lambda: {"schedule": "step"})
     phi: float = 1.0  # candidates are the baseline scaled by alpha^phi, beta^phi, gamma^phi
+    # "measured": each candidate's phi is refitted so its counted multiply-adds are the
+    # nearest to 2^phi x the baseline's (candidates compared at equal cost); "nominal": the
+    # paper's alpha^phi, beta^phi, gamma^phi as is (after rounding, 1.9x to 4.2x on the quick
+    # proxy)
+    cost: str = "measured"
     step: float = 0.05  # grid spacing of alpha, beta, gamma
     tolerance: float = 0.1  # |alpha*beta^2*gamma^2 - 2| <= tolerance
     prune: bool = True  # prune the bottom quartile after the first rung
@@ -70,6 +78,10 @@ class SearchConfig(Record):
         for v in (self.baseline_width, self.baseline_depth):
             if not v > 0:
                 raise EffnetError(f"search baseline multipliers must be positive, got {v}")
+        if self.cost not in COST_MODES:
+            raise EffnetError(
+                f"search cost must be one of {', '.join(COST_MODES)}, got {self.cost!r}"
+            )
         if not grid(self.step, self.tolerance):
             raise EffnetError(f"no candidate on a {self.step} grid within {self.tolerance} of 2")
 
@@ -164,6 +176,45 @@ def candidate_arch(cfg: SearchConfig, a: float, b: float, g: float) -> Any:
     return scale(proxy(cfg), depth=depth, width=width, resolution_mult=resolution_mult, name=name)
 
 
+@dataclass(frozen=True)
+class Candidate:
+    """One candidate's network: the phi it was scaled by and its cost against the target."""
+
+    arch: Any
+    phi: float
+    macs: int  # with the data's head and input channels
+    target: float  # 2^phi x the baseline's multiply-adds (the search's phi)
+
+    @property
+    def cost_ratio(self) -> float:
+        return self.macs / self.target
+
+
+def fitted_candidate(
+    cfg: SearchConfig, a: float, b: float, g: float, shape: tuple[int, int] = (1000, 3)
+) -> Candidate:
+    """The candidate's network at ``cfg.phi`` ("nominal") or at the phi whose counted
+    multiply-adds come nearest to 2^phi x the baseline's ("measured", the default): rounding
+    of layers, channels and pixels makes the nominal cost of candidates differ by 2x, so the
+    search would otherwise rank cost as much as balance."""
+    from effnet.scaling import fit
+    from effnet.study.study import macs
+
+    base = proxy(cfg)
+    target = macs(base, *shape) * 2.0**cfg.phi
+
+    def make(phi: float) -> Any:
+        d, w, r = compound(phi, a, b, g)
+        return scale(base, depth=d, width=w, resolution_mult=r, name=candidate_id(a, b, g))
+
+    if cfg.cost == "nominal":
+        arch = make(cfg.phi)
+        return Candidate(arch, cfg.phi, macs(arch, *shape), target)
+    f = fit(make, lambda x: float(macs(x, *shape)), target, 0.0, cfg.phi * 2,
+            mode="nearest", precision=0.02)  # fmt: skip
+    return Candidate(f.arch, round(f.value, 4), int(f.cost), target)
+
+
 def rungs(cfg: SearchConfig, epochs: float, schedule: str) -> list[float]:
     """Epoch counts at which a candidate is checked; extending a run by resuming it keeps
     its learning-rate schedule only when the schedule does not depend on the run length."""
@@ -184,7 +235,11 @@ def evaluate_candidate(cfg: SearchConfig, trial: Any, cid: str, out: Path, train
     from effnet.train.recipe import resolve
 
     a, b, g = parse_candidate(cid)
-    arch = candidate_arch(cfg, a, b, g)
+    cand = fitted_candidate(cfg, a, b, g, data_shape(cfg.data))
+    arch = cand.arch
+    trial.set_user_attr("phi", cand.phi)
+    trial.set_user_attr("cost_ratio", round(cand.cost_ratio, 4))
+    trial.set_user_attr("network", arch.replace(name="", width=1.0, depth=1.0).to_json())
     recipe = resolve(cfg.recipe).replace(**cfg.recipe_overrides).replace(seed=cfg.seed)
     data = DataSpec.from_dict(cfg.data)
     run_dir = out / "trials" / cid

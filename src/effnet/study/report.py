@@ -71,8 +71,10 @@ def write_report(
 
 def to_csv(rows: list[dict[str, Any]]) -> str:
     buf = io.StringIO()
-    if rows:
-        w = csv.DictWriter(buf, fieldnames=list(rows[0]))
+    if rows:  # a learning curve (rows from study workers) is in results.json only
+        w = csv.DictWriter(
+            buf, fieldnames=[k for k in rows[0] if k != "curve"], extrasaction="ignore"
+        )
         w.writeheader()
         w.writerows(rows)
     return buf.getvalue()
@@ -113,14 +115,17 @@ def table7(points: list[Point], rows: list[dict[str, Any]], budget: float) -> li
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     base = next((p for p in t7 if p.method == "baseline"), t7[0])
+    method_of = {p.key: p.method for p in reversed(t7)}  # the first method with each network
     for p in t7:
         d, w, r = effective_multipliers(base.arch, p.arch)
+        same = method_of[p.key]
+        name = p.method if same == p.method else f"{p.method} (same network as {same})"
         a = agg.get(p.key)
         err = "" if p.method == "baseline" else f"{p.relative_error:+.1%}"
         params = f"{a['params'] / 1e6:.2f}M" if a and a["params"] else "-"
         mini = f"{a['minival_mean']:.2f}" if a and a["minival_mean"] is not None else "-"
         out.append(
-            f"| {p.method} | {p.depth:.3g} | {p.width:.3g} | {p.arch.resolution} "
+            f"| {name} | {p.depth:.3g} | {p.width:.3g} | {p.arch.resolution} "
             f"| {d:.2f} / {w:.2f} / {r:.2f} | {params} "
             f"| {p.macs / 1e6:.2f}M | {err} | {pct(a)} | {mini} | {paper.top1_table7(p.method)} |"
         )
@@ -254,7 +259,7 @@ def learning_curves(
     series: dict[tuple[str, float], list[list[tuple[float, float]]]] = {}
     for r in rows:
         if r["key"] in t7:
-            c = curve(out / r["run_dir"])
+            c = curve(out / r["run_dir"]) or [tuple(x) for x in r.get("curve", ())]
             if c:
                 series.setdefault((t7[r["key"]], r.get("training_budget", 1.0)), []).append(c)
     if not series:

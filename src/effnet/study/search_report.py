@@ -50,6 +50,8 @@ def collect(study: Any) -> list[dict[str, Any]]:
             params=t.user_attrs.get("params"), macs=t.user_attrs.get("macs"),
             resolution=t.user_attrs.get("resolution"),
             train_time_s=t.user_attrs.get("train_time_s"), trial=t.number,
+            phi=t.user_attrs.get("phi"), cost_ratio=t.user_attrs.get("cost_ratio"),
+            network=t.user_attrs.get("network"),
         )  # fmt: skip
     for cid, r in rows.items():
         r["failed_attempts"] = failed.get(cid, 0)
@@ -57,8 +59,13 @@ def collect(study: Any) -> list[dict[str, Any]]:
         rows.values(),
         key=lambda r: (r["state"] != "complete", -(r["minival_top1"] or 0.0)),
     )
+    first: dict[str, str] = {}
     for i, r in enumerate(order, start=1):
         r["rank"] = i
+        network = r.pop("network")  # candidates that round to one network say so
+        r["same_network_as"] = first.setdefault(network, r["candidate"]) if network else None
+        if r["same_network_as"] == r["candidate"]:
+            r["same_network_as"] = None
     return order
 
 
@@ -100,6 +107,8 @@ def render_markdown(cfg: SearchConfig, rows: list[dict[str, Any]], n_grid: int) 
         f"{cfg.tolerance:g}: {n_grid} candidates, {len(rows)} evaluated. Data "
         f"`{json.dumps(cfg.data)}`, recipe `{cfg.recipe}` `{json.dumps(cfg.recipe_overrides)}`.",
         "",
+        COST_WORDS[cfg.cost].format(phi=cfg.phi, target=2.0**cfg.phi),
+        "",
     ]
     done = [r for r in rows if r["state"] == "complete"]  # best first
     if done:
@@ -117,21 +126,35 @@ def render_markdown(cfg: SearchConfig, rows: list[dict[str, Any]], n_grid: int) 
             )
         lines.append("")
     lines += [
-        "| rank | alpha | beta | gamma | a*b^2*g^2 | resolution | multiply-adds | minival top-1 % "
-        "| test top-1 % | state | train s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| rank | alpha | beta | gamma | a*b^2*g^2 | phi | resolution | multiply-adds "
+        "| cost / target | minival top-1 % | test top-1 % | state | train s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         mv = f"{r['minival_top1']:.2f}" if r["minival_top1"] is not None else "-"
         te = f"{r['test_top1']:.2f}" if r["test_top1"] is not None else "-"
         macs = f"{r['macs'] / 1e6:.2f}M" if r["macs"] else "-"
         secs = f"{r['train_time_s']:.0f}" if r["train_time_s"] else "-"
+        phi = f"{r['phi']:g}" if r.get("phi") is not None else "-"
+        ratio = f"{r['cost_ratio']:.3f}" if r.get("cost_ratio") is not None else "-"
+        state = r["state"] + (f" (same network as {r['same_network_as']})"
+                              if r.get("same_network_as") else "")  # fmt: skip
         lines.append(
             f"| {r['rank']} | {r['alpha']:g} | {r['beta']:g} | {r['gamma']:g} | "
-            f"{r['constraint']:.3f} | {r['resolution'] or '-'} | {macs} | {mv} | {te} | "
-            f"{r['state']} | {secs} |"
+            f"{r['constraint']:.3f} | {phi} | {r['resolution'] or '-'} | {macs} | {ratio} | "
+            f"{mv} | {te} | {state} | {secs} |"
         )
     return "\n".join(lines) + "\n\n![grid](grid.png)\n"
+
+
+COST_WORDS = {
+    "measured": "Candidates at equal measured cost: each candidate's phi is refitted so its "
+    "counted multiply-adds are the nearest its rounding allows to {target:g}x the baseline's "
+    "(2^{phi:g}); `phi` and `cost / target` say where each landed.",
+    "nominal": "Candidates at nominal cost: each scaled by alpha^{phi:g}, beta^{phi:g}, "
+    "gamma^{phi:g} as the paper does; after rounding their multiply-adds differ from "
+    "{target:g}x the baseline's as `cost / target` shows, so cost is part of the ranking.",
+}
 
 
 def plot_grid(path: Path, rows: list[dict[str, Any]]) -> None:

@@ -86,8 +86,8 @@ def _redact(url: str) -> str:
 def _requeue(study: Any, trial: Any) -> None:
     """Put a failed trial's candidate back in the queue, unless it failed too often."""
 
-    if trial.user_attrs.get("surplus"):
-        return
+    if trial.user_attrs.get("surplus") or "candidates" not in study.user_attrs:
+        return  # a study's runs are re-queued by effnet.study.study_workers.repair
     history = [*trial.system_attrs.get("retry_history", []), trial.number]
     config = json.loads(study.user_attrs.get("config", "{}"))
     if len(history) > config.get("max_retries", 2):

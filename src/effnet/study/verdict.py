@@ -54,8 +54,8 @@ def verdict(t7: list[Point], rows: list[dict[str, Any]]) -> list[str]:
         lines.append(f"**Verdict.** {stats.sentence(c)}")
         if len(c.seeds) < 5:
             lines.append(
-                f"With {len(c.seeds)} seed(s) the interval is wide or missing; the issue's "
-                "standard is 5 or more seeds."
+                f"With {len(c.seeds)} seed(s) the interval is wide or missing; a verdict "
+                "needs 5 or more seeds."
             )
         lines.append(
             "The best single dimension is chosen after seeing the results, so the interval "

@@ -1,0 +1,274 @@
+"""A study spread over worker processes on one or many machines, through an Optuna storage.
+
+Every run of the study, a (point, seed, training budget) job named by its run path
+(``d1-w1-r16/seed0``, ``d1-w1-r16/x2/seed0``), is one enqueued Optuna trial in a shared
+storage: a journal file (one machine, or a shared file system) or an RDB URL (PostgreSQL,
+for a cluster). Each worker is a plain ``effnet study ... --storage URL`` process:
+
+- a worker pops a waiting trial (the storage hands each to one worker), trains the job into
+  ``<out>/runs/<job>`` and stores the result row in the trial, so the report needs only the
+  storage, not the other machines' files;
+- each job is trained to completion once: a trial that finds its job done, or being run by
+  an earlier trial (two workers that created the queue at once), ends as a "surplus" failure
+  without training;
+- a job whose trial failed (an exception, Ctrl-C) or whose worker died (a dead pid on this
+  host; a stale heartbeat on RDB storages) is queued again, up to ``MAX_RETRIES`` times; its
+  run folder is resumed from its last checkpoint where the folder is shared;
+- a worker with nothing left waits for the runs still going elsewhere (taking over any that
+  die), and the last one writes the report; ``effnet study --report --storage URL`` writes it
+  from the storage alone.
+
+A run folder that already holds ``summary.json`` (a study begun without workers) counts as
+done and is not trained again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from effnet.data import DataSpec
+from effnet.errors import EffnetError
+from effnet.rundir import ToolFolder
+from effnet.study.report import curve, write_report
+from effnet.study.runner import Job, budget_recipe, result_row, run_path, study_jobs
+from effnet.study.search_workers import _alive, _trial_id, open_storage
+from effnet.study.study import Study, plan
+from effnet.train import runfolder
+from effnet.train.recipe import resolve
+
+MAX_RETRIES = 2  # a job is tried at most this many times more after failing
+PARAM = "job"
+
+
+def open_study(study: Study | None, storage: Any) -> tuple[Any, Study]:
+    """Create the Optuna study named after ``study`` (and queue its jobs), or join the one
+    in ``storage``: with ``study`` None, the only study there (or the one it names)."""
+
+    names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
+    if study is None:
+        mine = [n for n in names if n.startswith("study:")]
+        if len(mine) != 1:
+            found = ", ".join(n[6:] for n in mine) or "none"
+            raise EffnetError(f"give the study config: this storage holds studies {found}")
+        name = mine[0]
+    else:
+        name = f"study:{study.name}"
+    ostudy = optuna.create_study(study_name=name, storage=storage, load_if_exists=True)
+    saved = ostudy.user_attrs.get("config")
+    if saved is None:
+        if study is None:
+            raise EffnetError(f"study {name[6:]!r} in this storage has no config")
+        ostudy.set_user_attr("config", study.to_json(indent=None, sort_keys=True))
+    else:
+        stored = Study.from_json(saved)
+        if study is not None and study != stored:
+            raise EffnetError(
+                f"study {study.name!r} in this storage has a different config; join it "
+                "without one, or give the study another name"
+            )
+        study = stored
+    assert study is not None
+    return ostudy, study
+
+
+def job_table(study: Study) -> dict[str, Job]:
+    """Job id (its run path) -> (point, seed, training budget), in training order."""
+    return {run_path(p.key, seed, b): (p, seed, b) for p, seed, b in study_jobs(study, plan(study))}
+
+
+def job_of(trial: Any) -> str | None:
+    if trial.user_attrs.get("surplus"):
+        return None
+    return trial.params.get(PARAM) or trial.system_attrs.get("fixed_params", {}).get(PARAM)
+
+
+def repair(ostudy: Any, storage: Any, ids: list[str]) -> int:
+    """Fail trials left running by dead workers on this host, then queue every job that has
+    no trial done, running or waiting (and fewer than ``MAX_RETRIES`` + 1 failures).
+    Returns how many jobs were queued. A new study's first call queues them all."""
+
+    host = socket.gethostname()
+    for t in ostudy.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        pid = t.user_attrs.get("pid")
+        if t.user_attrs.get("host") == host and pid is not None and not _alive(pid):
+            storage.set_trial_state_values(_trial_id(storage, ostudy, t.number), TrialState.FAIL)
+    failed: dict[str, int] = {}
+    live: set[str] = set()
+    for t in ostudy.get_trials(deepcopy=False):
+        job = job_of(t)
+        if job is None:
+            continue
+        if t.state == TrialState.FAIL:
+            failed[job] = failed.get(job, 0) + 1
+        else:
+            live.add(job)
+    queued = 0
+    for job in ids:
+        if job not in live and failed.get(job, 0) <= MAX_RETRIES:
+            ostudy.enqueue_trial({PARAM: job}, skip_if_exists=False)
+            queued += 1
+    return queued
+
+
+def _taken(ostudy: Any, trial: Any, job: str) -> bool:
+    """Another trial finished ``job``, or is running it and started first."""
+    states = (TrialState.COMPLETE, TrialState.RUNNING)
+    for t in ostudy.get_trials(deepcopy=False, states=states):
+        if t.number != trial.number and job_of(t) == job:
+            if t.state == TrialState.COMPLETE or t.number < trial.number:
+                return True
+    return False
+
+
+def _waiting(ostudy: Any) -> bool:
+    return bool(ostudy.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
+
+
+class _Surplus(Exception):
+    """A queued trial whose job is already done or taken (not an attempt that failed)."""
+
+
+def work(study: Study, ostudy: Any, storage: Any, out: Path, train_fn: Any, log: Callable) -> int:
+    """Train queued jobs until none is waiting; returns how many this worker trained."""
+
+    jobs = job_table(study)
+    ids = list(jobs)
+    points = plan(study)
+    recipe = resolve(study.recipe).replace(**study.recipe_overrides)
+    data = DataSpec.from_dict(study.data)
+    done = 0
+
+    def objective(trial: optuna.Trial) -> float:
+        nonlocal done
+        trial.set_user_attr("host", socket.gethostname())
+        trial.set_user_attr("pid", os.getpid())
+        fixed = storage.get_trial_system_attrs(_trial_id(storage, ostudy, trial.number))
+        if PARAM not in fixed.get("fixed_params", {}):  # not from the queue (a race)
+            trial.set_user_attr("surplus", True)
+            raise _Surplus(f"trial {trial.number}: no queued job")
+        job = trial.suggest_categorical(PARAM, ids)
+        if _taken(ostudy, trial, job):
+            trial.set_user_attr("surplus", True)
+            raise _Surplus(f"trial {trial.number}: {job} is done or taken")
+        point, seed, budget = jobs[job]
+        run_dir = out / "runs" / job
+        if runfolder.finished(run_dir):
+            metrics = json.loads((run_dir / runfolder.SUMMARY).read_text())
+            log(f"{job}: done before (test top-1 {metrics['test_top1']:.2f}%)")
+        else:
+            log(f"{job}: training {point.macs / 1e6:.2f}M multiply-adds (trial {trial.number})")
+            started = time.perf_counter()
+            result = runfolder.train_or_resume(
+                train_fn, point.arch, data, budget_recipe(recipe, seed, budget), run_dir
+            )
+            metrics = dict(result.metrics)
+            done += 1
+            log(f"{job}: test top-1 {metrics['test_top1']:.2f}% "
+                f"({time.perf_counter() - started:.0f} s)")  # fmt: skip
+        row = result_row(point, points, seed, metrics, run_dir, out, budget)
+        row["curve"] = [list(c) for c in curve(run_dir)]
+        trial.set_user_attr("row", row)
+        return float(metrics["test_top1"])
+
+    def on_fail(_: Any, trial: Any) -> None:
+        if trial.state == TrialState.FAIL and not trial.user_attrs.get("surplus"):
+            log(f"trial {trial.number} ({job_of(trial)}) failed; it will be tried again")
+
+    while True:
+        repair(ostudy, storage, ids)
+        if not _waiting(ostudy):
+            return done
+        ostudy.optimize(objective, n_trials=1, catch=(Exception,), callbacks=[on_fail])
+
+
+def wait_and_help(
+    study: Study, ostudy: Any, storage: Any, out: Path, train_fn: Any, log: Callable
+) -> None:
+    """Until no job runs anywhere: take over the jobs of workers that die meanwhile."""
+    said = False
+    while ostudy.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if not said:
+            log("waiting for the runs of other workers")
+            said = True
+        time.sleep(2.0)
+        optuna.storages.fail_stale_trials(ostudy)  # RDB heartbeats; journals: dead pids
+        work(study, ostudy, storage, out, train_fn, log)
+
+
+def rows_of(ostudy: Any, study: Study) -> list[dict[str, Any]]:
+    """One result row per finished job, in the study's training order."""
+    by_job: dict[str, dict[str, Any]] = {}
+    for t in ostudy.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        job = job_of(t)
+        if job is not None and "row" in t.user_attrs:
+            by_job.setdefault(job, t.user_attrs["row"])
+    return [by_job[j] for j in job_table(study) if j in by_job]
+
+
+def report(study: Study, ostudy: Any, out: Path) -> tuple[list[dict[str, Any]], bool]:
+    """Write the report from the storage; (rows, whether every job finished)."""
+    rows = rows_of(ostudy, study)
+    write_report(out, study, plan(study), rows, final=True)
+    return rows, len(rows) == len(job_table(study))
+
+
+def run_workers(
+    study: Study | None,
+    out: str | Path,
+    storage: str | None,
+    *,
+    workers: int = 1,
+    report_only: bool = False,
+    train_fn: Any = None,
+    log: Callable = print,
+) -> tuple[list[dict[str, Any]], bool]:
+    """Start or join the study in ``storage`` (default: a journal file in ``out``) as one
+    worker, plus ``workers`` - 1 worker processes on this machine; or with ``report_only``
+    only write the report. Returns (rows, whether every job finished).
+
+    ``out`` is a study folder effnet made (or a new one), shared-locked by every worker on
+    this machine; a sequential ``effnet study`` cannot run in it at the same time."""
+    from effnet.study.runner import default_train_fn
+
+    out = Path(out)
+    folder = ToolFolder(out, "study")
+    if folder.has_content():
+        if not folder.is_ours():
+            raise EffnetError(folder.not_ours())
+    else:
+        folder.create()
+    folder.lock(shared=True)
+    try:
+        url = storage or str(out / "optuna.journal")
+        st = open_storage(url, out)
+        ostudy, study = open_study(study, st)
+        if report_only:
+            return report(study, ostudy, out)
+        study.save(out / "study.json")
+        cmd = [sys.executable, "-m", "effnet", "study", "--worker", "--storage", url,
+               "--out", str(out)]  # fmt: skip
+        children = [subprocess.Popen(cmd) for _ in range(max(0, workers - 1))]
+        train_fn = train_fn or default_train_fn()
+        try:
+            n = work(study, ostudy, st, out, train_fn, log)
+        finally:
+            for c in children:
+                c.wait()
+        wait_and_help(study, ostudy, st, out, train_fn, log)
+        rows, complete = report(study, ostudy, out)
+        log(f"study {study.name}: this worker trained {n} run(s); "
+            f"{len(rows)} of {len(job_table(study))} done")  # fmt: skip
+        return rows, complete
+    finally:
+        folder.unlock()
