@@ -84,3 +84,16 @@ def two_class_tree(
                 img = np.clip(rng.normal(level, 30, (32, 32, 3)), 0, 255).astype(np.uint8)
                 Image.fromarray(img).save(folder / f"{i}.png")
     return root
+
+
+@pytest.fixture
+def fake_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Training replaced by ``test_study.fake_train`` in this process and in the worker
+    processes it starts (``EFFNET_TRAIN_FN``); returns the log with one line per call."""
+    log = tmp_path / "calls.log"
+    monkeypatch.setenv("FAKE_TRAIN_LOG", str(log))
+    monkeypatch.setenv("EFFNET_TRAIN_FN", "test_study:fake_train")
+    monkeypatch.setenv("FAKE_TRAIN_SLEEP", "0.2")
+    tests = str(Path(__file__).parent)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([tests, os.environ.get("PYTHONPATH", "")]))
+    return log

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
 import subprocess
 import sys
@@ -36,7 +35,6 @@ from effnet.cli import main
 from effnet.errors import EffnetError
 from effnet.profile import arch_macs
 
-TESTS = Path(__file__).parent
 SHAPE = (10, 1)  # Fashion-MNIST: 10 classes, 1 channel
 
 TINY_SPACE = {
@@ -222,18 +220,6 @@ def tiny_config(**changes) -> ArchSearchConfig:
         confirm_top=1,
     )  # fmt: skip
     return ArchSearchConfig(**{**base, **changes})
-
-
-@pytest.fixture
-def fake_env(tmp_path, monkeypatch):
-    log = tmp_path / "calls.log"
-    monkeypatch.setenv("FAKE_TRAIN_LOG", str(log))
-    monkeypatch.setenv("EFFNET_TRAIN_FN", "test_study:fake_train")
-    monkeypatch.setenv("FAKE_TRAIN_SLEEP", "0.2")
-    monkeypatch.setenv(
-        "PYTHONPATH", os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])
-    )
-    return log
 
 
 def starts(log: Path) -> Counter:

@@ -180,6 +180,12 @@ CASES = [
     ("study-budgets-word", ["study", "--quick", "--training-budgets", "1,x", "--out", "{d}/st"]),
     ("search-missing", ["search-coefficients", "{d}/missing.json", "--out", "{d}/se"]),
     ("search-non-utf8", ["search-coefficients", "{d}/nonutf8.json", "--out", "{d}/se"]),
+    ("archsearch-missing", ["search-architecture", "{d}/missing.json", "--out", "{d}/as"]),
+    ("archsearch-non-utf8", ["search-architecture", "{d}/nonutf8.json", "--out", "{d}/as"]),
+    ("archsearch-target-tiny", ["search-architecture", "--quick", "--target-flops", "1",
+                                "--out", "{d}/as"]),  # fmt: skip
+    ("archsearch-target-word", ["search-architecture", "--quick", "--target-flops", "lots",
+                                "--out", "{d}/as"]),  # fmt: skip
     # train / eval
     ("train-epochs-nan", ["train", "efficientnet_b0", "--epochs", "nan", "--out", "{d}/r"]),
     ("train-epochs-inf", ["train", "efficientnet_b0", "--epochs", "inf", "--out", "{d}/r"]),

@@ -28,8 +28,6 @@ from effnet.study.search import run_search
 
 pytestmark = pytest.mark.slow  # search workers in several processes
 
-TESTS = Path(__file__).parent
-
 
 def brute_force(step: float, tol: float) -> set[tuple[float, float, float]]:
     vals = [round(1 + i * step, 6) for i in range(int(round(1.5 / step)) + 1)]
@@ -98,17 +96,6 @@ def trained(log: Path) -> Counter:
     """candidate -> number of fresh training starts."""
     lines = log.read_text().splitlines() if log.exists() else []
     return Counter(Path(line.split()[0]).name for line in lines if line.endswith("fresh"))
-
-
-@pytest.fixture
-def fake_env(tmp_path, monkeypatch):
-    log = tmp_path / "calls.log"
-    monkeypatch.setenv("FAKE_TRAIN_LOG", str(log))
-    monkeypatch.setenv("EFFNET_TRAIN_FN", "test_study:fake_train")
-    monkeypatch.setenv("FAKE_TRAIN_SLEEP", "0.2")
-    path = os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])
-    monkeypatch.setenv("PYTHONPATH", path)
-    return log
 
 
 def test_failed_trial_is_retried_and_counted_once(tmp_path, fake_env, monkeypatch):

@@ -7,7 +7,6 @@ Training is ``test_study.fake_train`` (through ``EFFNET_TRAIN_FN`` in worker pro
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -24,8 +23,6 @@ from effnet.study.search_workers import open_storage
 from effnet.study.study_workers import job_table, open_study, repair, run_workers
 
 pytestmark = pytest.mark.slow  # study workers in several processes
-
-TESTS = Path(__file__).parent
 
 
 def study_with_budgets():
@@ -44,18 +41,6 @@ def fresh_runs(log: Path) -> Counter:
         if kind == "fresh":
             out[path.split("/runs/", 1)[1]] += 1
     return out
-
-
-@pytest.fixture
-def fake_env(tmp_path, monkeypatch):
-    log = tmp_path / "calls.log"
-    monkeypatch.setenv("FAKE_TRAIN_LOG", str(log))
-    monkeypatch.setenv("EFFNET_TRAIN_FN", "test_study:fake_train")
-    monkeypatch.setenv("FAKE_TRAIN_SLEEP", "0.2")
-    monkeypatch.setenv(
-        "PYTHONPATH", os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])
-    )
-    return log
 
 
 def test_two_workers_run_each_job_once_and_both_write_the_report(tmp_path, fake_env):

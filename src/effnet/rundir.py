@@ -135,6 +135,20 @@ class ToolFolder:
             if not self.is_ours():
                 raise EffnetError(self.not_ours())
 
+    def open_shared(self, force: bool = False, **info: Any) -> ToolFolder:
+        """Open the folder for cooperating workers (a search's or a study's): a new one, or
+        one of this kind (with ``info``) to join or resume; ``force`` replaces only one this
+        tool made, never while a worker holds it. Held with a shared lock; returns self."""
+        if force:
+            self.claim(True, "", **info)
+        elif self.has_content():
+            if not self.is_ours(**info):
+                raise EffnetError(self.not_ours())
+        else:
+            self.create(**info)
+        self.lock(shared=True)
+        return self
+
     def adopt(self) -> None:
         """Lock a folder the tool made before markers existed (resume only: nothing deleted)."""
         if self.marker() is not None and not self.is_ours():

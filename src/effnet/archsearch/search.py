@@ -70,25 +70,11 @@ def run_archsearch(
     if cfg is not None:
         validate(cfg)
     study_name = safe_name(name or (cfg.name if cfg else ArchSearchConfig.name), "search name")
-    folder = open_folder(out, study_name, force)
+    folder = ToolFolder(out, FOLDER_KIND).open_shared(force, name=study_name)
     try:
         return _run(cfg, out, storage, study_name, workers, train_fn, log)
     finally:
         folder.unlock()
-
-
-def open_folder(out: Path, name: str, force: bool) -> ToolFolder:
-    """The search folder, shared-locked by every worker of search ``name``."""
-    folder = ToolFolder(out, FOLDER_KIND)
-    if force:
-        folder.claim(True, "", name=name)
-    elif folder.has_content():
-        if not folder.is_ours(name=name):
-            raise EffnetError(folder.not_ours())
-    else:
-        folder.create(name=name)
-    folder.lock(shared=True)
-    return folder
 
 
 def _run(

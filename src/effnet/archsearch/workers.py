@@ -19,7 +19,7 @@ from effnet.archsearch.config import ArchSearchConfig, data_spec, recipe_of, sto
 from effnet.archsearch.objective import score
 from effnet.archsearch.space import SearchSpace, sample
 from effnet.errors import EffnetError, describe_error
-from effnet.study.search_workers import _alive, _trial_id
+from effnet.study.search_workers import fail_dead_workers_trials
 from effnet.train import runfolder
 
 CONFIG_ATTR = "archsearch"  # the study's user attribute holding the config
@@ -177,11 +177,7 @@ def repair(study: Any, storage: Any) -> None:
     """Fail trials left RUNNING by dead workers on this host, and queue each interrupted
     trial again with the same choices (up to ``MAX_RETRIES`` times): the retry resumes the
     run folder the interrupted trial left. Trials that raised are not retried."""
-    host = socket.gethostname()
-    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        pid = t.user_attrs.get("pid")
-        if t.user_attrs.get("host") == host and pid not in (None, os.getpid()) and not _alive(pid):
-            storage.set_trial_state_values(_trial_id(storage, study, t.number), TrialState.FAIL)
+    fail_dead_workers_trials(study, storage)
     trials = counted(study)
     for t in trials:
         interrupted = t.state == TrialState.FAIL and "error" not in t.user_attrs and t.params

@@ -28,7 +28,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from effnet.errors import EffnetError
 from effnet.rundir import ToolFolder, safe_name
 from effnet.study.coefficients import SearchConfig, validate
 from effnet.study.runner import default_train_fn
@@ -58,25 +57,11 @@ def run_search(
     if cfg is not None:
         validate(cfg)
     study_name = safe_name(name or (cfg.name if cfg else SearchConfig.name), "search name")
-    folder = open_folder(out, study_name, force)
+    folder = ToolFolder(out, "search").open_shared(force, name=study_name)
     try:
         return _run(cfg, out, storage, name, workers, train_fn, log)
     finally:
         folder.unlock()
-
-
-def open_folder(out: Path, name: str, force: bool) -> ToolFolder:
-    """The search folder, shared-locked by every worker of search ``name``."""
-    folder = ToolFolder(out, "search")
-    if force:
-        folder.claim(True, "", name=name)
-    elif folder.has_content():
-        if not folder.is_ours(name=name):
-            raise EffnetError(folder.not_ours())
-    else:
-        folder.create(name=name)
-    folder.lock(shared=True)
-    return folder
 
 
 def _run(

@@ -146,7 +146,7 @@ def open_study(cfg: SearchConfig | None, storage: Any, name: str | None) -> tupl
     return study, cfg
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -156,10 +156,27 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _trial_id(storage: Any, study: Any, number: int) -> int:
+def trial_storage_id(storage: Any, study: Any, number: int) -> int:
     """A trial's storage id from its number, through the storage's public API."""
     study_id = storage.get_study_id_from_name(study.study_name)
     return storage.get_trial_id_from_study_id_trial_number(study_id, number)
+
+
+def fail_dead_workers_trials(study: Any, storage: Any) -> list[Any]:
+    """Mark failed the trials left RUNNING by workers on this host whose process is gone
+    (a journal has no heartbeat; an RDB storage also fails stale heartbeats itself). Each
+    worker records ``host`` and ``pid`` as user attributes when its trial starts. Returns
+    the trials it failed."""
+    host, me = socket.gethostname(), os.getpid()
+    dead = []
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        pid = t.user_attrs.get("pid")
+        if t.user_attrs.get("host") == host and pid not in (None, me) and not pid_alive(pid):
+            storage.set_trial_state_values(
+                trial_storage_id(storage, study, t.number), TrialState.FAIL
+            )
+            dead.append(t)
+    return dead
 
 
 def repair(study: Any, storage: Any, ids: list[str], max_retries: int) -> int:
@@ -169,11 +186,7 @@ def repair(study: Any, storage: Any, ids: list[str], max_retries: int) -> int:
     Run when a worker starts, so an interrupted search (Ctrl-C, kill -9) resumes.
     """
 
-    host = socket.gethostname()
-    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        pid = t.user_attrs.get("pid")
-        if t.user_attrs.get("host") == host and pid is not None and not _alive(pid):
-            storage.set_trial_state_values(_trial_id(storage, study, t.number), TrialState.FAIL)
+    fail_dead_workers_trials(study, storage)
     trials = study.get_trials(deepcopy=False)
     n = 0
     for cid in ids:
@@ -228,7 +241,7 @@ def work(
         nonlocal done
         trial.set_user_attr("host", socket.gethostname())
         trial.set_user_attr("pid", os.getpid())
-        attrs = storage.get_trial_system_attrs(_trial_id(storage, study, trial.number))
+        attrs = storage.get_trial_system_attrs(trial_storage_id(storage, study, trial.number))
         retry = "retry_history" in attrs
         cid = trial.suggest_categorical("candidate", ids)
         if _taken(study, trial, cid, ids):

@@ -42,7 +42,7 @@ from effnet.errors import EffnetError
 from effnet.rundir import ToolFolder
 from effnet.study.report import curve, write_report
 from effnet.study.runner import Job, budget_recipe, result_row, run_path, study_jobs
-from effnet.study.search_workers import _alive, _trial_id, open_storage
+from effnet.study.search_workers import fail_dead_workers_trials, open_storage, trial_storage_id
 from effnet.study.study import Study, plan
 from effnet.train import runfolder
 from effnet.train.recipe import resolve
@@ -98,11 +98,7 @@ def repair(ostudy: Any, storage: Any, ids: list[str]) -> int:
     no trial done, running or waiting (and fewer than ``MAX_RETRIES`` + 1 failures).
     Returns how many jobs were queued. A new study's first call queues them all."""
 
-    host = socket.gethostname()
-    for t in ostudy.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        pid = t.user_attrs.get("pid")
-        if t.user_attrs.get("host") == host and pid is not None and not _alive(pid):
-            storage.set_trial_state_values(_trial_id(storage, ostudy, t.number), TrialState.FAIL)
+    fail_dead_workers_trials(ostudy, storage)
     failed: dict[str, int] = {}
     live: set[str] = set()
     for t in ostudy.get_trials(deepcopy=False):
@@ -153,7 +149,7 @@ def work(study: Study, ostudy: Any, storage: Any, out: Path, train_fn: Any, log:
         nonlocal done
         trial.set_user_attr("host", socket.gethostname())
         trial.set_user_attr("pid", os.getpid())
-        fixed = storage.get_trial_system_attrs(_trial_id(storage, ostudy, trial.number))
+        fixed = storage.get_trial_system_attrs(trial_storage_id(storage, ostudy, trial.number))
         if PARAM not in fixed.get("fixed_params", {}):  # not from the queue (a race)
             trial.set_user_attr("surplus", True)
             raise _Surplus(f"trial {trial.number}: no queued job")
@@ -242,13 +238,7 @@ def run_workers(
     from effnet.study.runner import default_train_fn
 
     out = Path(out)
-    folder = ToolFolder(out, "study")
-    if folder.has_content():
-        if not folder.is_ours():
-            raise EffnetError(folder.not_ours())
-    else:
-        folder.create()
-    folder.lock(shared=True)
+    folder = ToolFolder(out, "study").open_shared()
     try:
         url = storage or str(out / "optuna.journal")
         st = open_storage(url, out)
