@@ -340,6 +340,17 @@ def test_fair_proxy_below_native_resolution():
     d, w, r = effective_multipliers(base, points["compound"].arch)
     assert abs(d - 1.2) < 0.05 and abs(w - 1.1) < 0.05 and abs(r - 1.15) < 0.05
     assert points["compound-paper"].key == points["compound"].key  # the same network here
+    # ranked once, under both names; the verdict compares compound with the best single one
+    from effnet.study.verdict import compound_vs_best_single, ranking
+
+    t7 = [p for p in plan(s) if p.group == "table7"]
+    top1 = {"baseline": 70, "depth": 71, "width": 73, "resolution": 72, "compound": 74}
+    rows = [dict(key=p.key, seed=seed, test_top1=top1[p.method] + seed)
+            for seed in (0, 1) for p in t7 if p.method in top1]  # fmt: skip
+    names = [m for m, _ in ranking(t7, rows)]
+    assert names == ["compound = compound-paper", "width", "resolution", "depth"]
+    c = compound_vs_best_single(t7, rows)
+    assert (c.a, c.b, c.mean) == ("compound", "width", 1.0)
 
 
 def test_example_studies_load_and_make_run_is_the_full_study_at_a_smaller_scale():

@@ -64,7 +64,8 @@ def write_report(
     atomic_write_text(out / "results.json", json.dumps(results, indent=2) + "\n")
     if not final:
         return
-    figures = plot(out, points, agg) + learning_curves(out, study, points, rows)
+    longer = {b: aggregate(rows, b) for b in study.training_budgets[1:]}
+    figures = plot(out, points, agg, longer) + learning_curves(out, study, points, rows)
     text = render_markdown(study, points, rows, figures, native_resolution(study.data))
     atomic_write_text(out / "report.md", text)
 
@@ -191,9 +192,15 @@ def render_markdown(
     return "\n".join(head + body + pics) + "\n"
 
 
-def plot(out: Path, points: list[Point], agg: dict[str, dict[str, Any]]) -> list[str]:
+def plot(
+    out: Path,
+    points: list[Point],
+    agg: dict[str, dict[str, Any]],
+    longer: dict[float, dict[str, dict[str, Any]]] | None = None,
+) -> list[str]:
     """fig3.png / fig4.png (top-1 vs multiply-adds, one line per method, seed spread as error
-    bars) and table7.png (Figure 8: the budget-matched models). Returns the file names."""
+    bars) and table7.png (Figure 8: the budget-matched models; hollow squares at the
+    ``longer`` training budgets). Returns the file names."""
     # matplotlib loads only when a plot is drawn
     import matplotlib
 
@@ -207,21 +214,40 @@ def plot(out: Path, points: list[Point], agg: dict[str, dict[str, Any]]) -> list
         if not any(p.key in agg for p in points if p.group == group):
             continue
         fig, ax = plt.subplots(figsize=(6, 4.5))
+        drawn: dict[str, str] = {}  # key -> the line that drew it (a shared network: once)
         for name in names:
             pts = [p for p in _line(points, group, name) if p.key in agg]
+            if group == "table7":
+                pts = [p for p in pts if p.key not in drawn]
+                if not pts:
+                    continue
+                same = [m for p2 in points if p2.group == group and p2.key == pts[0].key
+                        for m in [p2.method] if m != name]  # fmt: skip
+                label = " = ".join([name, *same])
+            else:
+                label = _label(group, name)
+            for p in pts:
+                drawn[p.key] = name
             pts.sort(key=lambda p: p.macs)
             xs = [p.macs / 1e6 for p in pts]
             ys = [agg[p.key]["test_mean"] for p in pts]
             es = [agg[p.key]["test_std"] for p in pts]
             style = "o" if group == "table7" else "o-"
-            ax.errorbar(xs, ys, yerr=es, fmt=style, capsize=3, label=_label(group, name))
+            line = ax.errorbar(xs, ys, yerr=es, fmt=style, capsize=3, label=label)
+            for b, agg_b in sorted((longer or {}).items()) if group == "table7" else ():
+                done = [p for p in pts if p.key in agg_b]
+                ax.errorbar(
+                    [p.macs / 1e6 for p in done], [agg_b[p.key]["test_mean"] for p in done],
+                    yerr=[agg_b[p.key]["test_std"] for p in done], fmt="s", mfc="none",
+                    capsize=3, color=line[0].get_color(), label=f"{label} ({b:g}x epochs)",
+                )  # fmt: skip
         ax.set_xlabel("multiply-adds (millions)")
         ax.set_ylabel("test top-1 (%)")
         ax.set_title({"fig3": "Scaling one dimension (Fig. 3)",
                       "fig4": "Width at fixed depth/resolution (Fig. 4)",
                       "table7": "Equal multiply-adds (Table 7 / Fig. 8)"}[group])  # fmt: skip
         ax.grid(alpha=0.3)
-        ax.legend()
+        ax.legend(fontsize=8)
         fig.tight_layout()
         name = f"{group}.png"
         atomic_write_with(out / name, lambda tmp, f=fig: f.savefig(tmp, format="png", dpi=110))
@@ -255,7 +281,10 @@ def learning_curves(
 ) -> list[str]:
     """curves.png: minival top-1 against epochs for each Table-7 method, the mean over seeds
     with the seeds' range as a band; a dashed line per longer training budget."""
-    t7 = {p.key: p.method for p in points if p.group == "table7"}
+    t7: dict[str, str] = {}
+    for p in points:  # a network two methods share is drawn once, under both names
+        if p.group == "table7":
+            t7[p.key] = f"{t7[p.key]} = {p.method}" if p.key in t7 else p.method
     series: dict[tuple[str, float], list[list[tuple[float, float]]]] = {}
     for r in rows:
         if r["key"] in t7:

@@ -24,18 +24,29 @@ def by_seed(rows: list[dict[str, Any]], key: str) -> dict[int, float]:
 
 
 def ranking(t7: list[Point], rows: list[dict[str, Any]]) -> list[tuple[str, float]]:
-    """(method, mean test top-1) of the scaled Table-7 models, best first."""
+    """(method, mean test top-1) of the scaled Table-7 models, best first; a method whose
+    network is an earlier method's (rounding made them equal) is ranked once, as "a = b"."""
     out = []
+    names: dict[str, str] = {}
     for p in t7:
         values = list(by_seed(rows, p.key).values())
-        if p.method != "baseline" and values:
-            out.append((p.method, statistics.fmean(values)))
+        if p.method == "baseline" or not values:
+            continue
+        if p.key in names:
+            names[p.key] += f" = {p.method}"
+            continue
+        names[p.key] = p.method
+    for p in t7:
+        if p.method == names.get(p.key, "").split(" = ")[0]:
+            values = list(by_seed(rows, p.key).values())
+            out.append((names[p.key], statistics.fmean(values)))
     return sorted(out, key=lambda mv: -mv[1])
 
 
 def compound_vs_best_single(t7: list[Point], rows: list[dict[str, Any]]) -> stats.Comparison | None:
     """Compound minus the single dimension with the best mean, paired by seed."""
-    order = [m for m, _ in ranking(t7, rows) if m in SINGLE]
+    order = [m.split(" = ")[0] for m, _ in ranking(t7, rows)]
+    order = [m for m in order if m in SINGLE]
     comp = next((p for p in t7 if p.method == "compound"), None)
     if comp is None or not order or not by_seed(rows, comp.key):
         return None
