@@ -117,6 +117,11 @@ def test_worker_errors_are_one_line(tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["study", "--worker", "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip()
+    assert "no study to join in" in err and "\n" not in err
+    assert not out.exists()  # nothing made for a study that is not there
+    empty = str(tmp_path / "empty.journal")
+    assert main(["study", "--report", "--storage", empty, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
     assert "give the study config: this storage holds studies none" in err and "\n" not in err
     s = tiny_study()
     cfg = tmp_path / "s.json"

@@ -13,7 +13,8 @@ from optuna.trial import TrialState
 from effnet.archsearch.config import ArchSearchConfig, data_spec, recipe_of
 from effnet.archsearch.objective import score
 from effnet.archsearch.space import SearchSpace, sample
-from effnet.archsearch.workers import claim, counted, record, run_until, surplus, train_trial
+from effnet.archsearch.workers import counted, record, run_until, surplus, train_trial
+from effnet.study.search_workers import claim
 
 
 def confirm(

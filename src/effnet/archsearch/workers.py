@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,7 +18,7 @@ from effnet.archsearch.config import ArchSearchConfig, data_spec, recipe_of, sto
 from effnet.archsearch.objective import score
 from effnet.archsearch.space import SearchSpace, sample
 from effnet.errors import EffnetError, describe_error
-from effnet.study.search_workers import fail_dead_workers_trials
+from effnet.study.search_workers import claim, fail_dead_workers_trials
 from effnet.train import runfolder
 
 CONFIG_ATTR = "archsearch"  # the study's user attribute holding the config
@@ -200,12 +199,6 @@ def surplus(study: Any, trial: Any, why: str) -> None:
     trial.set_user_attr("surplus", True)
     study.stop()
     raise _Surplus(f"trial {trial.number} not run: {why}")
-
-
-def claim(trial: Any) -> None:
-    """Record which process runs the trial (``repair`` fails it once that process died)."""
-    trial.set_user_attr("host", socket.gethostname())
-    trial.set_user_attr("pid", os.getpid())
 
 
 def train_once(train_fn: Any, arch: Any, data: Any, recipe: Any, run_dir: Path) -> dict:

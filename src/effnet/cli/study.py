@@ -141,8 +141,6 @@ def _distributed(study: Any, out: Path, args: argparse.Namespace) -> int:
         raise EffnetError(f"--workers must be >= 1, got {args.workers}")
     if args.force:
         raise EffnetError("--force cannot be used with workers; give another --out")
-    if args.worker and study is not None and args.config is None and not args.quick:
-        study = None
     rows, complete = run_workers(
         study, out, args.storage, workers=args.workers or 1, report_only=args.report, log=_log
     )

@@ -162,6 +162,13 @@ def trial_storage_id(storage: Any, study: Any, number: int) -> int:
     return storage.get_trial_id_from_study_id_trial_number(study_id, number)
 
 
+def claim(trial: Any) -> None:
+    """Record which process runs the trial (``fail_dead_workers_trials`` fails it once that
+    process died)."""
+    trial.set_user_attr("host", socket.gethostname())
+    trial.set_user_attr("pid", os.getpid())
+
+
 def fail_dead_workers_trials(study: Any, storage: Any) -> list[Any]:
     """Mark failed the trials left RUNNING by workers on this host whose process is gone
     (a journal has no heartbeat; an RDB storage also fails stale heartbeats itself). Each
@@ -239,8 +246,7 @@ def work(
 
     def objective(trial: optuna.Trial) -> float:
         nonlocal done
-        trial.set_user_attr("host", socket.gethostname())
-        trial.set_user_attr("pid", os.getpid())
+        claim(trial)
         attrs = storage.get_trial_system_attrs(trial_storage_id(storage, study, trial.number))
         retry = "retry_history" in attrs
         cid = trial.suggest_categorical("candidate", ids)

@@ -25,8 +25,6 @@ done and is not trained again.
 from __future__ import annotations
 
 import json
-import os
-import socket
 import subprocess
 import sys
 import time
@@ -42,8 +40,13 @@ from effnet.errors import EffnetError
 from effnet.rundir import ToolFolder
 from effnet.study.report import curve, write_report
 from effnet.study.runner import Job, budget_recipe, result_row, run_path, study_jobs
-from effnet.study.search_workers import fail_dead_workers_trials, open_storage, trial_storage_id
-from effnet.study.study import Study, plan
+from effnet.study.search_workers import (
+    claim,
+    fail_dead_workers_trials,
+    open_storage,
+    trial_storage_id,
+)
+from effnet.study.study import Point, Study, plan
 from effnet.train import runfolder
 from effnet.train.recipe import resolve
 
@@ -82,9 +85,11 @@ def open_study(study: Study | None, storage: Any) -> tuple[Any, Study]:
     return ostudy, study
 
 
-def job_table(study: Study) -> dict[str, Job]:
-    """Job id (its run path) -> (point, seed, training budget), in training order."""
-    return {run_path(p.key, seed, b): (p, seed, b) for p, seed, b in study_jobs(study, plan(study))}
+def job_table(study: Study, points: list[Point] | None = None) -> dict[str, Job]:
+    """Job id (its run path) -> (point, seed, training budget), in training order
+    (``points``: the study's plan, when the caller has it)."""
+    points = plan(study) if points is None else points
+    return {run_path(p.key, seed, b): (p, seed, b) for p, seed, b in study_jobs(study, points)}
 
 
 def job_of(trial: Any) -> str | None:
@@ -135,20 +140,26 @@ class _Surplus(Exception):
     """A queued trial whose job is already done or taken (not an attempt that failed)."""
 
 
-def work(study: Study, ostudy: Any, storage: Any, out: Path, train_fn: Any, log: Callable) -> int:
+def work(
+    study: Study,
+    points: list[Point],
+    ostudy: Any,
+    storage: Any,
+    out: Path,
+    train_fn: Any,
+    log: Callable,
+) -> int:
     """Train queued jobs until none is waiting; returns how many this worker trained."""
 
-    jobs = job_table(study)
+    jobs = job_table(study, points)
     ids = list(jobs)
-    points = plan(study)
     recipe = resolve(study.recipe).replace(**study.recipe_overrides)
     data = DataSpec.from_dict(study.data)
     done = 0
 
     def objective(trial: optuna.Trial) -> float:
         nonlocal done
-        trial.set_user_attr("host", socket.gethostname())
-        trial.set_user_attr("pid", os.getpid())
+        claim(trial)
         fixed = storage.get_trial_system_attrs(trial_storage_id(storage, ostudy, trial.number))
         if PARAM not in fixed.get("fixed_params", {}):  # not from the queue (a race)
             trial.set_user_attr("surplus", True)
@@ -189,7 +200,13 @@ def work(study: Study, ostudy: Any, storage: Any, out: Path, train_fn: Any, log:
 
 
 def wait_and_help(
-    study: Study, ostudy: Any, storage: Any, out: Path, train_fn: Any, log: Callable
+    study: Study,
+    points: list[Point],
+    ostudy: Any,
+    storage: Any,
+    out: Path,
+    train_fn: Any,
+    log: Callable,
 ) -> None:
     """Until no job runs anywhere: take over the jobs of workers that die meanwhile."""
     said = False
@@ -199,24 +216,26 @@ def wait_and_help(
             said = True
         time.sleep(2.0)
         optuna.storages.fail_stale_trials(ostudy)  # RDB heartbeats; journals: dead pids
-        work(study, ostudy, storage, out, train_fn, log)
+        work(study, points, ostudy, storage, out, train_fn, log)
 
 
-def rows_of(ostudy: Any, study: Study) -> list[dict[str, Any]]:
+def rows_of(ostudy: Any, study: Study, points: list[Point]) -> list[dict[str, Any]]:
     """One result row per finished job, in the study's training order."""
     by_job: dict[str, dict[str, Any]] = {}
     for t in ostudy.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         job = job_of(t)
         if job is not None and "row" in t.user_attrs:
             by_job.setdefault(job, t.user_attrs["row"])
-    return [by_job[j] for j in job_table(study) if j in by_job]
+    return [by_job[j] for j in job_table(study, points) if j in by_job]
 
 
-def report(study: Study, ostudy: Any, out: Path) -> tuple[list[dict[str, Any]], bool]:
+def report(
+    study: Study, points: list[Point], ostudy: Any, out: Path
+) -> tuple[list[dict[str, Any]], bool]:
     """Write the report from the storage; (rows, whether every job finished)."""
-    rows = rows_of(ostudy, study)
-    write_report(out, study, plan(study), rows, final=True)
-    return rows, len(rows) == len(job_table(study))
+    rows = rows_of(ostudy, study, points)
+    write_report(out, study, points, rows, final=True)
+    return rows, len(rows) == len(job_table(study, points))
 
 
 def run_workers(
@@ -238,27 +257,33 @@ def run_workers(
     from effnet.study.runner import default_train_fn
 
     out = Path(out)
+    url = storage or str(out / "optuna.journal")
+    if study is None and storage is None and not Path(url).is_file():
+        raise EffnetError(
+            f"no study to join in {out} (no optuna.journal there); give the study config, "
+            "or --storage URL of the study's storage"
+        )
     folder = ToolFolder(out, "study").open_shared()
     try:
-        url = storage or str(out / "optuna.journal")
         st = open_storage(url, out)
         ostudy, study = open_study(study, st)
+        points = plan(study)
         if report_only:
-            return report(study, ostudy, out)
+            return report(study, points, ostudy, out)
         study.save(out / "study.json")
         cmd = [sys.executable, "-m", "effnet", "study", "--worker", "--storage", url,
                "--out", str(out)]  # fmt: skip
         children = [subprocess.Popen(cmd) for _ in range(max(0, workers - 1))]
         train_fn = train_fn or default_train_fn()
         try:
-            n = work(study, ostudy, st, out, train_fn, log)
+            n = work(study, points, ostudy, st, out, train_fn, log)
         finally:
             for c in children:
                 c.wait()
-        wait_and_help(study, ostudy, st, out, train_fn, log)
-        rows, complete = report(study, ostudy, out)
+        wait_and_help(study, points, ostudy, st, out, train_fn, log)
+        rows, complete = report(study, points, ostudy, out)
         log(f"study {study.name}: this worker trained {n} run(s); "
-            f"{len(rows)} of {len(job_table(study))} done")  # fmt: skip
+            f"{len(rows)} of {len(job_table(study, points))} done")  # fmt: skip
         return rows, complete
     finally:
         folder.unlock()
