@@ -318,3 +318,32 @@ def test_interrupted_search_resumes_without_retraining(tmp_path, fake_env, monke
     assert sum(starts(fake_env).values()) == before and again.best == r.best
     with pytest.raises(EffnetError, match="different config"):
         run_archsearch(cfg.replace(w=-0.1), out, train_fn=fake_train)
+
+
+def test_shipped_search_is_the_quick_proxy_run_longer():
+    from effnet.archsearch.config import ArchSearchConfig, quick_config
+
+    shipped = ArchSearchConfig.load(Path("examples/archsearch-fmnist.json"))
+    longer = quick_config().replace(name="fmnist", trials=150, startup_trials=16, confirm_top=3)
+    assert shipped == longer
+
+
+def test_committed_search_result_is_what_it_says():
+    """benchmarks/results/archsearch-fmnist: the found network rebuilds from its trial's
+    choices, costs what best.json says, and 150 trials completed."""
+    import csv
+
+    from effnet.arch import Architecture
+    from effnet.archsearch.space import arch_from_params, choice_table, default_space
+    from effnet.study.study import macs
+
+    folder = Path("benchmarks/results/archsearch-fmnist")
+    best = json.loads((folder / "best.json").read_text())
+    arch = Architecture.load(folder / "best-arch.json")
+    assert macs(arch, 10, 1) == best["best"]["macs"]
+    space = default_space()
+    rebuilt = arch_from_params(space, {k: best["best"][k] for k in choice_table(space)})
+    assert rebuilt.replace(name="") == arch.replace(name="")
+    with open(folder / "trials.csv") as f:
+        states = [r["state"] for r in csv.DictReader(f)]
+    assert states.count("complete") == best["trials"] == 150

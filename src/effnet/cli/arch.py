@@ -57,6 +57,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--beta", type=float, default=BETA, help=f"width base (default {BETA})")
     p.add_argument("--gamma", type=float, default=GAMMA, help=f"resolution base (default {GAMMA})")
     p.add_argument(
+        "--coefficients",
+        metavar="BEST_JSON",
+        help="alpha, beta, gamma from `effnet search-coefficients`' best.json (instead of "
+        "--alpha/--beta/--gamma)",
+    )
+    p.add_argument(
         "--tolerance",
         type=float,
         metavar="T",
@@ -171,6 +177,12 @@ def _latency_note(fitted: LatencyFit) -> str:
 
 
 def cmd_scale(args: argparse.Namespace) -> int:
+    if args.coefficients:
+        from effnet.study.coefficients import searched_coefficients
+
+        if (args.alpha, args.beta, args.gamma) != (ALPHA, BETA, GAMMA):
+            raise EffnetError("give --coefficients or --alpha/--beta/--gamma, not both")
+        args.alpha, args.beta, args.gamma = searched_coefficients(args.coefficients)
     check_coefficients(args.alpha, args.beta, args.gamma, args.tolerance)
     base = get_arch(args.model)
     coef = (args.alpha, args.beta, args.gamma)

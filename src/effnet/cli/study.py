@@ -82,6 +82,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.set_defaults(func=cmd_search)
 
+    p = sub.add_parser(
+        "compare-baselines",
+        help="train several baselines at equal cost and their compound-scaled families",
+        description="Did a (searched) baseline earn its place? Each baseline is width-fitted "
+        "to the reference's multiply-adds, scaled by phi as B0 is, trained with one recipe "
+        "and the same seeds; report.md pairs each with the reference by seed.",
+    )
+    p.add_argument("config", nargs="?", help="comparison JSON (see docs/archsearch.md)")
+    p.add_argument("--out", metavar="DIR", help="output folder (default runs/compare-<name>)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted comparison")
+    p.add_argument("--force", action="store_true", help="replace a comparison folder")
+    p.add_argument("--seeds", type=_ints, help="override the seeds, e.g. 0,1,2")
+    p.add_argument("--no-progress", action="store_true", help="no per-step progress bars")
+    p.set_defaults(func=cmd_compare)
+
 
 def _list_of(kind: type, name: str) -> Any:
     """An argparse type: comma-separated values of ``kind`` ("0,1,2")."""
@@ -197,3 +212,19 @@ def _search_overrides(cfg: Any, args: argparse.Namespace) -> Any:
     if args.no_prune:
         changes["prune"] = False
     return dataclasses.replace(cfg, **changes) if changes else cfg
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from effnet.study.compare import BaselineComparison, run_comparison, with_seeds
+
+    if args.config is None and not (args.resume and args.out):
+        raise EffnetError("give a comparison config file, or --resume --out DIR")
+    cfg = BaselineComparison.load(args.config) if args.config else None
+    if cfg is not None:
+        cfg = with_seeds(cfg, args.seeds)
+    out = Path(args.out or f"runs/compare-{cfg.name if cfg else 'baselines'}")
+    result = run_comparison(
+        cfg, out, resume=args.resume, force=args.force, progress=not args.no_progress, log=_log
+    )
+    print(f"report: {result.folder / 'report.md'} ({result.wall_time_s:.0f} s)")
+    return 0

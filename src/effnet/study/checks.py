@@ -56,7 +56,7 @@ def check_types(s: Any) -> None:
     for m in _as_list(s.methods, "methods"):
         if not isinstance(m, str):
             raise EffnetError(f"study: methods must be names, got {m!r}")
-    for key in ("fig4_width", "coefficients", "training_budgets"):
+    for key in ("fig4_width", "coefficients", "training_budgets", "family"):
         for v in _as_list(getattr(s, key), key):
             if not _is_number(v):
                 raise EffnetError(f"study: {key} must hold finite numbers, got {v!r}")
@@ -135,5 +135,9 @@ def validate(s: Any) -> None:
         raise EffnetError("study: coefficients must be [alpha, beta, gamma]")
     if not 0 < s.tolerance < 1:
         raise EffnetError(f"study: tolerance must be in (0, 1), got {s.tolerance}")
-    if not s.sweeps and not s.fig4_at and s.budget is None:
-        raise EffnetError("study: nothing to run (give sweeps, fig4_at/fig4_width or a budget)")
+    if len(set(s.family)) != len(s.family):
+        raise EffnetError(f"study: family phis must be distinct, got {list(s.family)}")
+    if not s.sweeps and not s.fig4_at and s.budget is None and not s.family:
+        raise EffnetError(
+            "study: nothing to run (give sweeps, fig4_at/fig4_width, a budget or a family)"
+        )

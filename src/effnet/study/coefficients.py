@@ -18,7 +18,7 @@ from effnet.errors import EffnetError
 from effnet.record import Record, checked_fields, construct
 from effnet.registry import get_arch
 from effnet.rundir import safe_name
-from effnet.scaling import PAPER_COEFFICIENTS, compound, constraint, scale
+from effnet.scaling import PAPER_COEFFICIENTS, check_coefficients, compound, constraint, scale
 from effnet.study.data_info import data_shape
 from effnet.study.presets import quick
 from effnet.study.study import proxy_baseline
@@ -263,3 +263,22 @@ def _record(trial: Any, metrics: dict[str, Any], epochs: float) -> None:
         if metrics.get(k) is not None:
             trial.set_user_attr(k, metrics[k])
     trial.set_user_attr("epochs", epochs)
+
+
+def searched_coefficients(path: str | Path) -> tuple[float, float, float]:
+    """alpha, beta, gamma from a ``search-coefficients`` ``best.json`` (its ``best`` entry),
+    checked as any coefficients are; a one-line error for anything else."""
+    import json
+
+    p = Path(path)
+    try:
+        best = json.loads(p.read_text())["best"]
+        coef = (float(best["alpha"]), float(best["beta"]), float(best["gamma"]))
+    except FileNotFoundError:
+        raise EffnetError(f"no such coefficients file: {p}") from None
+    except (OSError, ValueError, KeyError, TypeError):
+        raise EffnetError(
+            f"{p} is not a search-coefficients best.json (no best alpha, beta, gamma)"
+        ) from None
+    check_coefficients(*coef)
+    return coef

@@ -19,7 +19,7 @@ from effnet.io import atomic_write_text, atomic_write_with
 from effnet.scaling import effective_multipliers
 from effnet.study import verdict as words
 from effnet.study.data_info import native_resolution
-from effnet.study.study import SWEEP_KEYS, Point, Study
+from effnet.study.study import SWEEP_KEYS, Point, Study, baseline_arch
 
 
 def at_budget(rows: list[dict[str, Any]], budget: float) -> list[dict[str, Any]]:
@@ -133,6 +133,34 @@ def table7(points: list[Point], rows: list[dict[str, Any]], budget: float) -> li
     return [*out, "", *words.verdict(t7, rows), ""]
 
 
+def family_table(study: Study, points: list[Point], rows: list[dict[str, Any]]) -> list[str]:
+    """The compound-scaled family: one row per phi, test top-1 at each training budget."""
+    fam = [p for p in points if p.group == "family"]
+    if not fam:
+        return []
+    base = baseline_arch(study)
+    aggs = {b: aggregate(rows, b) for b in study.training_budgets}
+    budgets = " | ".join(f"test top-1 % at {b:g}x epochs" for b in aggs)
+    out = [
+        "## The compound-scaled family: the baseline x (alpha, beta, gamma)^phi with "
+        f"{', '.join(f'{c:g}' for c in study.coefficients)}",
+        "",
+        f"| phi | nominal d / w / r | effective d / w / r | px | multiply-adds "
+        f"| vs (alpha beta^2 gamma^2)^phi x baseline "
+        f"| {budgets} |",
+        "|---|---|---|---|---|---|" + "---|" * len(aggs),
+    ]
+    for phi, p in zip(study.family, fam, strict=True):
+        d, w, r = effective_multipliers(base, p.arch)
+        accs = " | ".join(pct(a.get(p.key)) for a in aggs.values())
+        out.append(
+            f"| {phi:g} | {p.depth:.3g} / {p.width:.3g} / {p.resolution_mult:.3g} "
+            f"| {d:.2f} / {w:.2f} / {r:.2f} | {p.arch.resolution} | {p.macs / 1e6:.3g}M "
+            f"| {p.relative_error or 0.0:+.1%} | {accs} |"
+        )
+    return [*out, ""]
+
+
 def sweep_tables(points: list[Point], agg: dict[str, dict[str, Any]], group: str) -> list[str]:
     title = {"fig3": "Figure 3 analogue: one dimension at a time",
              "fig4": "Figure 4 analogue: width at fixed depth and resolution"}[group]  # fmt: skip
@@ -171,7 +199,8 @@ def render_markdown(
         f"Baseline: `{study.baseline}` (phi {study.baseline_phi}, width x{study.baseline_width:g}, "
         f"depth x{study.baseline_depth:g}) at {study.resolution or 'its own'} px; data "
         f"`{json.dumps(study.data)}`; recipe `{study.recipe}` with "
-        f"`{json.dumps(study.recipe_overrides)}`; seeds {list(study.seeds)}; Table 7 at "
+        f"`{json.dumps(study.recipe_overrides)}`; seeds {list(study.seeds)}; "
+        f"{'the family' if study.budget is None and study.family else 'Table 7'} at "
         f"{', '.join(f'{b:g}x' for b in study.training_budgets)} the epochs. "
         f"Training time over all runs: {total / 60:.1f} min. Effective multipliers count "
         "the blocks, channels and pixels of each network over the baseline's (after "
@@ -186,6 +215,7 @@ def render_markdown(
     if t7:
         by_budget = {b: at_budget(rows, b) for b in study.training_budgets}
         body += [*words.convergence(t7, by_budget), ""]
+    body += family_table(study, points, rows)
     body += sweep_tables(points, agg, "fig3")
     body += sweep_tables(points, agg, "fig4")
     pics = [f"![{Path(f).stem}]({f})" for f in figures]
@@ -199,8 +229,8 @@ def plot(
     longer: dict[float, dict[str, dict[str, Any]]] | None = None,
 ) -> list[str]:
     """fig3.png / fig4.png (top-1 vs multiply-adds, one line per method, seed spread as error
-    bars) and table7.png (Figure 8: the budget-matched models; hollow squares at the
-    ``longer`` training budgets). Returns the file names."""
+    bars), table7.png (Figure 8: the budget-matched models) and family.png (the compound
+    family), with hollow squares at the ``longer`` training budgets. Returns the file names."""
     # matplotlib loads only when a plot is drawn
     import matplotlib
 
@@ -209,7 +239,7 @@ def plot(
     import matplotlib.pyplot as plt
 
     written = []
-    for group in ("fig3", "fig4", "table7"):
+    for group in ("fig3", "fig4", "table7", "family"):
         names = lines_of(points, group)
         if not any(p.key in agg for p in points if p.group == group):
             continue
@@ -234,7 +264,8 @@ def plot(
             es = [agg[p.key]["test_std"] for p in pts]
             style = "o" if group == "table7" else "o-"
             line = ax.errorbar(xs, ys, yerr=es, fmt=style, capsize=3, label=label)
-            for b, agg_b in sorted((longer or {}).items()) if group == "table7" else ():
+            longer_too = group in ("table7", "family")
+            for b, agg_b in sorted((longer or {}).items()) if longer_too else ():
                 done = [p for p in pts if p.key in agg_b]
                 ax.errorbar(
                     [p.macs / 1e6 for p in done], [agg_b[p.key]["test_mean"] for p in done],
@@ -245,7 +276,8 @@ def plot(
         ax.set_ylabel("test top-1 (%)")
         ax.set_title({"fig3": "Scaling one dimension (Fig. 3)",
                       "fig4": "Width at fixed depth/resolution (Fig. 4)",
-                      "table7": "Equal multiply-adds (Table 7 / Fig. 8)"}[group])  # fmt: skip
+                      "table7": "Equal multiply-adds (Table 7 / Fig. 8)",
+                      "family": "The compound-scaled family (Fig. 1 / 5)"}[group])  # fmt: skip
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
         fig.tight_layout()

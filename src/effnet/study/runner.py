@@ -163,8 +163,10 @@ def _train_all(
 ) -> tuple[list[dict[str, Any]], int]:
     """Train (or pick up) every job in order, reporting after each; (rows, runs trained)."""
 
-    budgets = "" if len(study.training_budgets) == 1 else (
-        f", Table 7 also at {', '.join(f'{b:g}x' for b in study.training_budgets[1:])} the epochs"
+    which = " and ".join(n for n, on in (("Table 7", study.budget is not None),
+                                         ("the family", bool(study.family))) if on)  # fmt: skip
+    budgets = "" if len(study.training_budgets) == 1 or not which else (
+        f", {which} also at {', '.join(f'{b:g}x' for b in study.training_budgets[1:])} the epochs"
     )  # fmt: skip
     say(f"study {study.name}: {len(jobs)} runs ({len(unique_runs(points))} models x "
         f"{len(study.seeds)} seeds{budgets}) in {out}")  # fmt: skip
@@ -205,10 +207,11 @@ Job = tuple[Point, int, float]  # (point, seed, training budget)
 
 def study_jobs(study: Study, points: list[Point]) -> list[Job]:
     """Every run, seed-major so each seed's set finishes before the next starts; the
-    Table-7 points again at each longer training budget, after all first-budget runs."""
+    Table-7 and family points again at each longer training budget, after all
+    first-budget runs."""
     runs = unique_runs(points)
     jobs = [(p, seed, 1.0) for seed in study.seeds for p in runs]
-    table7 = unique_runs([p for p in points if p.group == "table7"])
+    table7 = unique_runs([p for p in points if p.group in ("table7", "family")])
     for budget in study.training_budgets[1:]:
         jobs += [(p, seed, budget) for seed in study.seeds for p in table7]
     return jobs

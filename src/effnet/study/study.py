@@ -9,7 +9,10 @@ A :class:`Study` names a baseline and three kinds of experiment from the paper:
   (depth only, width only, resolution only, compound) fitted to ``budget`` times the
   baseline's multiply-adds, every one within ``tolerance`` of the target; trained at each
   of ``training_budgets`` (multiples of the recipe's epochs: ``[1, 2]`` is the
-  convergence check, T and 2T).
+  convergence check, T and 2T);
+- ``family``: the compound-scaled family (Fig 1 / Fig 5): the baseline scaled by
+  (alpha, beta, gamma)^phi at each phi, as B1..B7 are; trained at each of
+  ``training_budgets`` like Table 7.
 
 :func:`plan` turns it into concrete :class:`Point`\\ s (architectures); the same architecture
 reached by two experiments (the baseline is in every sweep) is trained once.
@@ -18,7 +21,6 @@ reached by two experiments (the baseline is in every sweep) is trained once.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
@@ -27,9 +29,11 @@ from effnet.arch import Architecture
 from effnet.errors import EffnetError
 from effnet.record import Record, checked_fields, construct
 from effnet.registry import get_arch
-from effnet.scaling import PAPER_COEFFICIENTS, compound, fit, scale, scale_phi
+from effnet.scaling import PAPER_COEFFICIENTS, scale, scale_phi
 from effnet.study.checks import METHODS, SWEEP_KEYS, validate
 from effnet.study.data_info import data_shape
+from effnet.study.fitted import budget_points, family_points
+from effnet.study.point import Point, macs
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,7 @@ class Study(Record):
     coefficients: tuple[float, float, float] = PAPER_COEFFICIENTS  # alpha, beta, gamma
     tolerance: float = 0.05  # every budget-matched model within this of the target
     training_budgets: tuple[float, ...] = (1.0,)  # Table 7 trained at these x recipe epochs
+    family: tuple[float, ...] = ()  # phi values of the compound-scaled family (Fig 1 / 5)
 
     def __post_init__(self) -> None:
         validate(self)
@@ -102,7 +107,8 @@ class Study(Record):
                     f"(known: {', '.join(SWEEP_KEYS)})"
                 )
             d["sweeps"] = {k: _floats(v, f"sweeps.{k}") for k, v in d["sweeps"].items()}
-        for key in ("seeds", "methods", "fig4_width", "coefficients", "training_budgets"):
+        for key in ("seeds", "methods", "fig4_width", "coefficients", "training_budgets",
+                    "family"):  # fmt: skip
             if key in d:
                 d[key] = tuple(_as_list(d[key], key))
         if "fig4_at" in d:
@@ -123,48 +129,6 @@ def _floats(v: Any, where: str) -> tuple[float, ...]:
             raise EffnetError(f"study: {where} must hold numbers, got {x!r}")
         out.append(float(x))
     return tuple(out)
-
-
-# -- points ---------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Point:
-    """One network of the study: which experiment line it belongs to and how it was scaled."""
-
-    group: str  # "fig3" | "fig4" | "table7"
-    method: str  # the line it is drawn on: width, depth, resolution, compound, baseline, d2-r1.3
-    depth: float  # multipliers relative to the study's baseline
-    width: float
-    resolution_mult: float  # the paper's r; the pixels are arch.resolution
-    arch: Architecture
-    macs: int  # multiply-adds of one image with the study's head and input channels
-    target: float | None = None  # Table 7: the multiply-add target it was fitted to
-    same_as: str | None = None  # key of an earlier point with the identical network
-
-    @property
-    def key(self) -> str:
-        """Run folder name: the same architecture gets the same key wherever it appears."""
-        return self.same_as or f"d{self.depth:.4g}-w{self.width:.4g}-r{self.arch.resolution}"
-
-    @property
-    def relative_error(self) -> float | None:
-        return None if self.target is None else (self.macs - self.target) / self.target
-
-    def to_dict(self) -> dict[str, Any]:
-        return dict(
-            key=self.key, group=self.group, method=self.method, depth=self.depth,
-            width=self.width, resolution_mult=self.resolution_mult,
-            resolution=self.arch.resolution, macs=self.macs, target=self.target,
-            relative_error=self.relative_error, model=self.arch.name,
-        )  # fmt: skip
-
-
-@functools.lru_cache(maxsize=4096)
-def macs(arch: Architecture, num_classes: int = 1000, in_chans: int = 3) -> int:
-    """Multiply-adds of one image with the study's head (see ``effnet.profile``)."""
-    # torch: this module's data and checks load without it
-    from effnet.profile import arch_macs
-
-    return arch_macs(arch, num_classes, in_chans)
 
 
 def baseline_arch(s: Study) -> Architecture:
@@ -217,7 +181,8 @@ def with_fields(arch: Architecture, fields: dict[str, Any]) -> Architecture:
 
 
 def plan(s: Study) -> list[Point]:
-    """Every point of the study, in training order: Table 7 first, then Fig 3, then Fig 4."""
+    """Every point of the study, in training order: Table 7 first, then the family, then
+    Fig 3, then Fig 4."""
 
     base = baseline_arch(s)
     shape = data_shape(s.data)
@@ -230,6 +195,7 @@ def plan(s: Study) -> list[Point]:
     points: list[Point] = []
     if s.budget is not None:
         points += budget_points(s, base, shape)
+    points += family_points(s, base, shape)
     for key in SWEEP_KEYS:
         for v in s.sweeps.get(key, ()):
             mult = {"depth": 1.0, "width": 1.0, "resolution": 1.0, key: v}
@@ -251,101 +217,6 @@ def _share_identical(points: list[Point]) -> list[Point]:
         key = first.setdefault(signature, p.key)
         out.append(p if key == p.key else dataclasses.replace(p, same_as=key))
     return out
-
-
-def budget_points(s: Study, base: Architecture, shape: tuple[int, int]) -> list[Point]:
-    """Table 7: the baseline and one model per method, each fitted to the same budget.
-
-    ``effnet.scaling.fit(mode="nearest")`` picks, on each method's staircase of rounded
-    architectures, the one whose multiply-adds are closest to the target; a method that
-    cannot come within ``tolerance`` (e.g. a budget below the baseline) is an error.
-    """
-
-    assert s.budget is not None
-    base_macs = macs(base, *shape)
-    target = s.budget * base_macs
-    alpha, beta, gamma = s.coefficients
-
-    def cost(a: Architecture) -> float:
-        return float(macs(a, *shape))
-
-    def one_dim(method: str) -> Any:
-        def make(x: float) -> Architecture:
-            return scale(base, **{SCALE_ARGUMENT[method]: x})
-
-        prec = 0.004 if method == "resolution" else 0.01
-        hi = _bracket(make, cost, target, 2.0)
-        return fit(make, cost, target, 1.0, hi, mode="nearest", precision=prec)
-
-    def compound_scaled(phi: float) -> Architecture:
-        depth, width, resolution_mult = compound(phi, alpha, beta, gamma)
-        return scale(base, depth=depth, width=width, resolution_mult=resolution_mult)
-
-    def paper_balanced(k: float) -> Architecture:
-        d, w, r = (m**k for m in PAPER_BALANCE)
-        return scale(base, depth=d, width=w, resolution_mult=r)
-
-    out = [Point("table7", "baseline", 1.0, 1.0, 1.0, base, base_macs, target)]
-    for method in s.methods:
-        try:
-            if method == "compound-paper":
-                hi = _bracket(paper_balanced, cost, target, 1.0)
-                f = fit(paper_balanced, cost, target, 0.0, hi, mode="nearest", precision=0.01)
-                mult = tuple(m**f.value for m in PAPER_BALANCE)
-            elif method == "compound":
-                hi = _bracket(compound_scaled, cost, target, 1.0)
-                f = fit(compound_scaled, cost, target, 0.0, hi, mode="nearest", precision=0.01)
-                mult = compound(f.value, alpha, beta, gamma)
-            else:
-                f = one_dim(method)
-                mult = _mult_of(method, f.value)
-        except EffnetError as e:
-            raise EffnetError(f"budget {s.budget:g}x for {method} scaling: {e}") from None
-        d, w, r = mult
-        arch = f.arch.replace(name=f"{s.name}-{method}-{s.budget:g}x")
-        p = Point("table7", method, d, w, r, arch, int(f.cost), target)
-        if abs(p.relative_error or 0.0) > s.tolerance:
-            raise EffnetError(
-                f"budget {s.budget:g}x ({target:,.0f} multiply-adds): no {method}-scaled model "
-                f"within {s.tolerance:.0%} (closest costs {f.cost:,.0f}, "
-                f"{p.relative_error:+.1%})"
-            )
-        out.append(p)
-    return out
-
-
-def _bracket(make: Any, cost: Any, target: float, start: float, limit: float = 64.0) -> float:
-    """The smallest of start, 2*start, 4*start ... whose model costs at least ``target``.
-
-    Fitting then bisects below it, so no huge model (a 500-block depth-32 net, slow even
-    to count on the meta device) is ever built.
-    """
-    x = start
-    while x < limit:
-        try:
-            if cost(make(x)) >= target:
-                return x
-        except EffnetError:
-            return x
-        x *= 2
-    return limit
-
-
-# the compound model of the paper's Table 7 (d = 1.4, w = 1.2, r = 1.3 at about 4.5x B0's
-# FLOPs), its balance raised to the power k that meets the study's budget
-PAPER_BALANCE = (1.4, 1.2, 1.3)
-
-# a single-dimension method's name -> the scale() argument it sets
-SCALE_ARGUMENT = {"depth": "depth", "width": "width", "resolution": "resolution_mult"}
-
-
-def _mult_of(method: str, value: float) -> tuple[float, float, float]:
-    """(depth, width, resolution) multipliers of a single-dimension scaling."""
-    return (
-        value if method == "depth" else 1.0,
-        value if method == "width" else 1.0,
-        value if method == "resolution" else 1.0,
-    )
 
 
 def unique_runs(points: list[Point]) -> list[Point]:
