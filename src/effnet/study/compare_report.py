@@ -17,16 +17,13 @@ from effnet.io import atomic_write_text, atomic_write_with
 from effnet.study import stats
 from effnet.study.report import aggregate, at_budget, pct
 from effnet.study.study import Study
+from effnet.study.verdict import by_seed
 
 
 def family_keys(folder: Path) -> list[dict[str, Any]]:
     """The study's family points (plan.json), in phi order."""
     points = json.loads((folder / "plan.json").read_text())
     return [p for p in points if p["group"] == "family"]
-
-
-def by_seed(rows: list[dict[str, Any]], key: str) -> dict[int, float]:
-    return {r["seed"]: r["test_top1"] for r in rows if r["key"] == key}
 
 
 def comparisons(
@@ -55,18 +52,19 @@ def write_comparison_report(
 ) -> None:
     points = {label: family_keys(out / label) for label in studies}
     comps = comparisons(cfg, points, rows)
-    models = {
-        label: {f"{b:g}x": aggregate(rows[label], b) for b in cfg.training_budgets}
-        for label in studies
-    }
+    # label -> training budget -> key -> mean/std over the seeds: computed once, used by all
+    aggs = {label: {b: aggregate(rows[label], b) for b in cfg.training_budgets}
+            for label in studies}  # fmt: skip
+    models = {label: {f"{b:g}x": a for b, a in per.items()} for label, per in aggs.items()}
     results = dict(
         comparison=cfg.to_dict(), studies={k: s.to_dict() for k, s in studies.items()},
         points=points, models=models, comparisons=comps,
     )  # fmt: skip
     atomic_write_text(out / "results.json", json.dumps(results, indent=2) + "\n")
     atomic_write_text(out / "results.csv", _csv(rows))
-    figure = _plot(out, cfg, points, rows)
-    atomic_write_text(out / "report.md", render(cfg, studies, points, rows, comps, figure))
+    figure = _plot(out, cfg, points, aggs)
+    text = render(cfg, studies, points, rows, aggs, comps, figure)
+    atomic_write_text(out / "report.md", text)
 
 
 def _csv(rows: dict[str, list[dict[str, Any]]]) -> str:
@@ -85,6 +83,7 @@ def render(
     studies: dict[str, Study],
     points: dict[str, list[dict[str, Any]]],
     rows: dict[str, list[dict[str, Any]]],
+    aggs: dict[str, dict[float, dict[str, dict[str, Any]]]],
     comps: list[dict[str, Any]],
     figure: str | None,
 ) -> str:
@@ -107,11 +106,11 @@ def render(
         "|---|---|---|---|---|---|---" + "|---" * len(cfg.training_budgets) + "|",
     ]
     for label, study in studies.items():
-        aggs = [aggregate(rows[label], b) for b in cfg.training_budgets]
+        per = list(aggs[label].values())
         for phi, p in zip(cfg.family, points[label], strict=True):
-            a0 = aggs[0].get(p["key"])
+            a0 = per[0].get(p["key"])
             params = f"{a0['params'] / 1e6:.3f}M" if a0 and a0["params"] else "-"
-            accs = "".join(f"| {pct(a.get(p['key']))} " for a in aggs)
+            accs = "".join(f"| {pct(a.get(p['key']))} " for a in per)
             lines.append(
                 f"| {label} | `{study.baseline}` | {study.baseline_width:g} | {phi:g} "
                 f"| {p['resolution']} | {p['macs'] / 1e6:.3f}M | {params} {accs}|"
@@ -121,7 +120,7 @@ def render(
         lines.append(f"- phi {c['phi']:g}, {c['training_budget']:g}x epochs: {c['sentence']}")
     if not comps:
         lines.append("- nothing to compare yet (no seed finished for two baselines)")
-    lines += ["", *ranking_lines(cfg, points, rows)]
+    lines += ["", *ranking_lines(cfg, points, aggs)]
     wins = [c for c in comps if c["t_low"] is not None and c["t_low"] > 0]
     losses = [c for c in comps if c["t_high"] is not None and c["t_high"] < 0]
     lines += [
@@ -137,16 +136,18 @@ def render(
 
 
 def ranking_lines(
-    cfg: Any, points: dict[str, list[dict[str, Any]]], rows: dict[str, list[dict[str, Any]]]
+    cfg: Any,
+    points: dict[str, list[dict[str, Any]]],
+    aggs: dict[str, dict[float, dict[str, dict[str, Any]]]],
 ) -> list[str]:
     """The baselines ordered by mean test top-1 at each phi and training budget, and
     whether the longer budgets kept the first budget's order."""
     order: dict[tuple[float, float], list[str]] = {}
     for budget in cfg.training_budgets:
-        aggs = {label: aggregate(rows[label], budget) for label in points}
         for i, phi in enumerate(cfg.family):
-            means = {label: aggs[label][pts[i]["key"]]["test_mean"]
-                     for label, pts in points.items() if pts[i]["key"] in aggs[label]}  # fmt: skip
+            means = {label: aggs[label][budget][pts[i]["key"]]["test_mean"]
+                     for label, pts in points.items()
+                     if pts[i]["key"] in aggs[label][budget]}  # fmt: skip
             order[(phi, budget)] = sorted(means, key=lambda k: -means[k])
     out = ["## Ranking by mean test top-1", ""]
     for (phi, budget), names in order.items():
@@ -170,7 +171,7 @@ def _plot(
     out: Path,
     cfg: Any,
     points: dict[str, list[dict[str, Any]]],
-    rows: dict[str, list[dict[str, Any]]],
+    aggs: dict[str, dict[float, dict[str, dict[str, Any]]]],
 ) -> str | None:
     """compare.png: test top-1 against multiply-adds, one line per baseline's family (seed
     spread as error bars; hollow squares at longer training budgets)."""
@@ -181,13 +182,12 @@ def _plot(
     # matplotlib loads only when a plot is drawn
     import matplotlib.pyplot as plt
 
-    if not any(rows.values()):
+    if not any(a for per in aggs.values() for a in per.values()):
         return None
     fig, ax = plt.subplots(figsize=(6, 4.5))
     for label, pts in points.items():
         color = None
-        for i, budget in enumerate(cfg.training_budgets):
-            agg = aggregate(rows[label], budget)
+        for i, (budget, agg) in enumerate(aggs[label].items()):
             done = [p for p in pts if p["key"] in agg]
             if not done:
                 continue

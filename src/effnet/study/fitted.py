@@ -7,7 +7,7 @@ from typing import Any
 
 from effnet.arch import Architecture
 from effnet.errors import EffnetError
-from effnet.scaling import compound, fit, scale, scale_phi
+from effnet.scaling import compound, constraint, fit, scale, scale_phi
 from effnet.study.point import Point, macs
 
 
@@ -88,7 +88,7 @@ def family_points(s: Any, base: Architecture, shape: tuple[int, int]) -> list[Po
             raise EffnetError(f"family phi {phi:g}: {e}") from None
         d, w, r = compound(phi, alpha, beta, gamma)
         arch = arch.replace(name=f"{s.name}-phi{phi:g}")
-        target = base_macs * (alpha * beta**2 * gamma**2) ** phi
+        target = base_macs * constraint(alpha, beta, gamma) ** phi
         out.append(Point("family", "compound", d, w, r, arch, macs(arch, *shape), target))
     return out
 
