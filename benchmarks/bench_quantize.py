@@ -36,7 +36,7 @@ import effnet
 from effnet.cli.quantize import model_folder, report_lines
 from effnet.export import export_onnx
 from effnet.infer import onnx_session
-from effnet.qdq import onnx_logits
+from effnet.qdq import cpu_flags, needs_reduce_range, onnx_logits
 from effnet.quantize import Images, quantize, read_images
 
 HERE = Path(__file__).resolve().parent
@@ -63,6 +63,14 @@ def latency(paths: dict[str, str], x: np.ndarray, threads: int, rounds: int) -> 
         "int8_over_fp32": med["int8"] / med["fp32"],
         "speedup": med["fp32"] / med["int8"],
     }
+
+
+def cpu_model() -> str:
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return platform.processor()
+    return next((x.split(":", 1)[1].strip() for x in lines if x.startswith("model name")), "")
 
 
 def b0_latency(method: str, ops: str, threads: int, rounds: int) -> list[dict]:
@@ -114,7 +122,14 @@ def main() -> None:
         report = quantize(model, calib, check, int8)
         quantize_s = time.perf_counter() - t1
         print("\n".join(report_lines(report)), file=sys.stderr)
+        # the same choices with the other weight range: what 7-bit weights cost or save here
+        other = Path(tmp) / "int8.other-range.onnx"
+        quantize(model, calib, check, other, method=report.method, ops=report.ops,
+                 keep_fp32=len(report.kept_fp32), reduce_range=not report.reduce_range)  # fmt: skip
         logits = {"fp32": onnx_logits(fp32, test.tensor), "int8": onnx_logits(int8, test.tensor)}
+        other_top1 = float(
+            (onnx_logits(other, test.tensor).argmax(1) == test.labels.numpy()).mean()
+        )
         top1 = {
             k: float((v.argmax(1) == test.labels.numpy()).mean() * 100) for k, v in logits.items()
         }
@@ -127,13 +142,21 @@ def main() -> None:
         ]
     result = {
         "date": datetime.date.today().isoformat(),
-        "machine": {"cpu_count": os.cpu_count(), "platform": platform.platform()},
+        "machine": {
+            "cpu_count": os.cpu_count(),
+            "platform": platform.platform(),
+            "cpu": cpu_model(),
+            "vnni": not needs_reduce_range(),
+            "avx512": any(f.startswith("avx512") for f in cpu_flags() or ()),
+        },
         "model": str(args.model),
         "arch": model.arch.name,
         "test_images": len(test.tensor),
         "top1": top1,
         "drop_points": top1["fp32"] - top1["int8"],
         "agreement_int8_fp32": agreement,
+        "reduce_range": report.reduce_range,
+        "top1_int8_other_reduce_range": 100 * other_top1,
         "fp32_onnx_vs_eager_max_abs": float(np.abs(logits["fp32"][:2000] - eager).max()),
         "quantize_s": quantize_s,
         "total_s": time.perf_counter() - t0,

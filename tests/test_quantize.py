@@ -10,11 +10,11 @@ import pytest
 import torch
 from onnx import numpy_helper
 
-from effnet import EffnetError, create_model
+from effnet import EffnetError, create_model, qdq
 from effnet.cli import main
 from effnet.data import BatchTransform, DataSpec, load_splits
 from effnet.infer import Runner
-from effnet.qdq import onnx_logits
+from effnet.qdq import needs_reduce_range, onnx_logits
 from effnet.quantize import quantize, read_images
 from effnet.weights import save_pretrained
 
@@ -80,7 +80,7 @@ def test_qdq_file_structure_and_metadata(trained, tmp_path):
     calib = read_images(model, "fashion-mnist", 64)
     check = read_images(model, "fashion-mnist", 128, skip=64)
     report = quantize(model, calib, check, tmp_path / "q.onnx", method="minmax", ops="conv",
-                      keep_fp32=2)  # fmt: skip
+                      keep_fp32=2, reduce_range=False)  # fmt: skip
     proto = onnx.load(report.path)
     graph, init = proto.graph, {t.name: t for t in proto.graph.initializer}
     producers = {o: n for n in graph.node for o in n.output}
@@ -95,11 +95,12 @@ def test_qdq_file_structure_and_metadata(trained, tmp_path):
         weight = numpy_helper.to_array(init[dq.input[0]])
         scale = numpy_helper.to_array(init[dq.input[1]])
         assert weight.dtype == np.int8 and scale.shape == (weight.shape[0],)
+        assert np.abs(weight.astype(int)).max() > 64  # the full 8-bit range
         assert producers[conv.input[0]].op_type == "DequantizeLinear"  # activation
     runner = Runner.from_onnx(report.path, threads=1)  # preprocessing from metadata
     assert runner.arch == model.arch and runner.in_chans == 1
     meta = json.loads(runner._session.get_modelmeta().custom_metadata_map["effnet.quantization"])
-    assert meta["kept_fp32"] == report.kept_fp32
+    assert meta["kept_fp32"] == report.kept_fp32 and meta["reduce_range"] is False
     with torch.inference_mode():
         want = model(check.tensor).argmax(1)
     agree = (runner.logits(check.tensor).argmax(1) == want).float().mean()
@@ -165,3 +166,32 @@ def test_calibration_from_folders(trained, tmp_path, fashion_folder):
     assert torch.equal(first.tensor[2:], loose.tensor)  # skip holds images out, in order
     with pytest.raises(EffnetError, match="3-channel images; the model takes 1"):
         read_images(model, root, 4)  # an ImageFolder tree decodes RGB
+
+
+def test_reduce_range_only_on_x86_without_vnni(monkeypatch):
+    monkeypatch.setattr(qdq.platform, "machine", lambda: "x86_64")
+    assert needs_reduce_range({"sse4_2", "avx", "avx2", "fma"})  # AVX2 only: VPMADDUBSW
+    assert not needs_reduce_range({"avx2", "avx512f", "avx512_vnni"})
+    assert not needs_reduce_range({"avx2", "avx_vnni"})
+    monkeypatch.setattr(qdq, "cpu_flags", lambda: None)  # flags unknown: ORT's default
+    assert not needs_reduce_range()
+    monkeypatch.setattr(qdq.platform, "machine", lambda: "aarch64")
+    assert not needs_reduce_range({"asimd"})
+
+
+def test_reduce_range_gives_7_bit_weights(trained, tmp_path):
+    model, _ = trained
+    calib = read_images(model, "fashion-mnist", 64)
+    check = read_images(model, "fashion-mnist", 64, skip=64)
+    report = quantize(model, calib, check, tmp_path / "q.onnx", method="minmax", ops="conv",
+                      keep_fp32=0, reduce_range=True)  # fmt: skip
+    proto = onnx.load(report.path)
+    weights = [
+        numpy_helper.to_array(t)
+        for t in proto.graph.initializer
+        if t.data_type == onnx.TensorProto.INT8
+    ]
+    assert len(weights) > 20 and max(np.abs(w.astype(int)).max() for w in weights) <= 64
+    meta = {p.key: p.value for p in proto.metadata_props}
+    assert report.reduce_range and json.loads(meta["effnet.quantization"])["reduce_range"]
+    assert report.int8.agreement >= 0.85

@@ -1,15 +1,18 @@
 """ORT's static quantization tools, wrapped for effnet: one fp32 export prepared once,
 calibration ranges cached per method, QDQ files written with any subset of layers quantized.
 
-Weights are int8 per output channel, activations uint8 (ORT's U8S8 x86 path; VNNI CPUs need
-no ``reduce_range``). ORT fuses each DequantizeLinear -> op -> QuantizeLinear group into an
-int8 kernel (QLinearConv, QLinearMul, QLinearSigmoid, ...).
+Weights are int8 per output channel, activations uint8 (ORT's U8S8 x86 path). Without VNNI,
+x86 CPUs multiply u8 x s8 pairs with VPMADDUBSW, whose 16-bit sums can saturate; there ORT
+advises 7-bit weights (``reduce_range``), which ``needs_reduce_range`` detects. ORT fuses
+each DequantizeLinear -> op -> QuantizeLinear group into an int8 kernel (QLinearConv,
+QLinearMul, QLinearSigmoid, ...).
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
+import platform
 import statistics
 import time
 from pathlib import Path
@@ -22,6 +25,30 @@ from effnet.export import export_onnx
 from effnet.infer import onnx_session
 
 OP_CHOICES = {"all": None, "conv": ["Conv", "Gemm"]}  # None: every op ORT can quantize
+
+
+VNNI_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8")
+
+
+def cpu_flags() -> set[str] | None:
+    """The CPU's feature flags from /proc/cpuinfo, or None where they cannot be read."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return None
+    flags = (
+        line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")
+    )
+    return set().union(*flags) or None
+
+
+def needs_reduce_range(flags: set[str] | None = None) -> bool:
+    """True on an x86 CPU known to lack VNNI (7-bit weights avoid VPMADDUBSW saturation);
+    False with VNNI, on other architectures, or where the flags are unknown (ORT's default)."""
+    if platform.machine().lower() not in ("x86_64", "amd64", "i686", "x86"):
+        return False
+    flags = cpu_flags() if flags is None else flags
+    return flags is not None and not any(f in flags for f in VNNI_FLAGS)
 
 
 def onnx_logits(path: str | Path, x: torch.Tensor, batch: int = 256) -> np.ndarray:
@@ -75,11 +102,13 @@ class _Reader:
 class Quantizer:
     """One fp32 model prepared for ORT quantization; calibration ranges cached per method."""
 
-    def __init__(self, model: nn.Module, calib: torch.Tensor, workdir: Path) -> None:
+    def __init__(
+        self, model: nn.Module, calib: torch.Tensor, workdir: Path, reduce_range: bool = False
+    ) -> None:
         # ONNX and ONNX Runtime load only when a model is exported or run in ONNX
         from onnxruntime.quantization import quant_pre_process
 
-        self.workdir, self.calib = workdir, calib
+        self.workdir, self.calib, self.reduce_range = workdir, calib, reduce_range
         self.fp32 = workdir / "fp32.onnx"
         size = calib.shape[-1]
         export_onnx(model, self.fp32, image_size=size, dynamic_batch=True, validate=False)
@@ -125,7 +154,7 @@ class Quantizer:
         with contextlib.redirect_stdout(io.StringIO()):  # ORT prints calibration progress
             quantize_static(
                 str(self.prepared), str(out), reader, quant_format=QuantFormat.QDQ,
-                op_types_to_quantize=ops, per_channel=True, reduce_range=False,
+                op_types_to_quantize=ops, per_channel=True, reduce_range=self.reduce_range,
                 activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                 nodes_to_quantize=only, nodes_to_exclude=exclude, calibrate_method=calibrate,
                 calibration_cache_path=str(cache), extra_options=options,

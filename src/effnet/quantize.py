@@ -18,6 +18,9 @@ is measured on the held-out ``check`` images, one after the other:
    error; the K worst are left in fp32, K the smallest of ``KEEP_FP32`` that reaches
    ``target_agreement`` (else the one with the best agreement).
 
+Weights use 7 bits (``reduce_range``) on x86 CPUs without VNNI, as ORT advises for its
+U8S8 kernels there (``effnet.qdq.needs_reduce_range``); ``reduce_range`` overrides it.
+
 The score is the top-1 agreement with the fp32 model: it needs no labels and bounds the
 accuracy drop on the same images, |top1(int8) - top1(fp32)| <= 1 - agreement.
 """
@@ -38,7 +41,14 @@ from effnet.data import BatchTransform, DataSpec, load_splits
 from effnet.errors import EffnetError
 from effnet.images import Preprocess, load_batch
 from effnet.io import atomic_write_with
-from effnet.qdq import OP_CHOICES, Quantizer, copy_metadata, median_ms, onnx_logits
+from effnet.qdq import (
+    OP_CHOICES,
+    Quantizer,
+    copy_metadata,
+    median_ms,
+    needs_reduce_range,
+    onnx_logits,
+)
 
 METHODS = ("minmax", "entropy", "percentile")
 KEEP_FP32 = (0, 1, 2, 4, 8, 16)
@@ -82,6 +92,7 @@ class QuantReport:
     op_choices: dict[str, Score] = field(default_factory=dict)
     sensitivity: list[tuple[str, float]] = field(default_factory=list)  # worst first
     keep_sweep: dict[int, Score] = field(default_factory=dict)
+    reduce_range: bool = False  # 7-bit weights (x86 without VNNI)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -165,9 +176,11 @@ def quantize(
     keep_fp32: int | None = None,
     target_agreement: float = 0.99,
     sweep_images: int = 256,
+    reduce_range: bool | None = None,
 ) -> QuantReport:
     """Quantize ``model`` to ``out`` (INT8 QDQ), choosing by measurement on ``check`` what
-    is not given: calibration ``method``, quantized ``ops`` and layers kept in fp32."""
+    is not given: calibration ``method``, quantized ``ops`` and layers kept in fp32.
+    ``reduce_range`` None: 7-bit weights where this CPU is x86 without VNNI."""
 
     if method is not None and method not in METHODS:
         raise EffnetError(f"calibration method must be one of {METHODS}, got {method!r}")
@@ -177,7 +190,8 @@ def quantize(
         raise EffnetError(f"keep_fp32 must be >= 0 layers, got {keep_fp32}")
     with tempfile.TemporaryDirectory(prefix="effnet-quant-") as tmp:
         work = Path(tmp)
-        q = Quantizer(model.eval(), calib.tensor, work)
+        reduce = needs_reduce_range() if reduce_range is None else reduce_range
+        q = Quantizer(model.eval(), calib.tensor, work, reduce)
         ref = onnx_logits(q.fp32, check.tensor)
         timed = check.tensor[:16]
 
@@ -208,14 +222,15 @@ def quantize(
         good = [k for k in sweep if sweep[k].agreement >= target_agreement]
         k = min(good) if good else max(sweep, key=lambda k: (sweep[k].agreement, -k))
         final = work / f"k{k}.onnx"
-        meta = {"method": method, "ops": ops, "kept_fp32": worst[:k], "format": "QDQ"}
+        meta = {"method": method, "ops": ops, "kept_fp32": worst[:k], "format": "QDQ",
+                "reduce_range": reduce}  # fmt: skip
         copy_metadata(q.fp32, final, {"effnet.quantization": json.dumps(meta)})
         data = final.read_bytes()
     out = Path(out)
     atomic_write_with(out, lambda t: Path(t).write_bytes(data))
     return QuantReport(
         str(out), method, ops, worst[:k], len(calib.tensor), len(check.tensor), fp32, sweep[k],
-        methods, failed, op_choices, sensitivity, sweep,
+        methods, failed, op_choices, sensitivity, sweep, reduce,
     )  # fmt: skip
 
 

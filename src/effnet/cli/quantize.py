@@ -46,6 +46,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=0.99,
         help="fewest fp32 layers reaching this top-1 agreement with fp32 (0.99)",
     )
+    p.add_argument(
+        "--reduce-range",
+        choices=["auto", "on", "off"],
+        default="auto",
+        help="7-bit weights; auto: on for x86 CPUs without VNNI (ORT's advice)",
+    )
     p.add_argument("--report", metavar="FILE.json", help="write every measurement as JSON")
     p.add_argument("--force", action="store_true", help="overwrite FILE.onnx")
     p.set_defaults(func=cmd_quantize)
@@ -112,12 +118,14 @@ def cmd_quantize(args: argparse.Namespace) -> int:
         ops=None if args.ops == "auto" else args.ops,
         keep_fp32=args.keep_fp32,
         target_agreement=args.target_agreement,
+        reduce_range={"auto": None, "on": True, "off": False}[args.reduce_range],
     )
     print("\n".join(report_lines(report)))
     kept = len(report.kept_fp32)
     print(
         f"wrote {out} ({out.stat().st_size / 2**20:.1f} MiB, INT8 QDQ, {report.method} "
-        f"calibration on {report.calib_images} images, {report.ops} ops, {kept} layers fp32)"
+        f"calibration on {report.calib_images} images, {report.ops} ops, {kept} layers fp32"
+        f"{', 7-bit weights' if report.reduce_range else ''})"
     )
     if args.report:
         atomic_write_text(args.report, report.to_json() + "\n")
