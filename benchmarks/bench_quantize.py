@@ -36,7 +36,7 @@ import effnet
 from effnet.cli.quantize import model_folder, report_lines
 from effnet.export import export_onnx
 from effnet.infer import onnx_session
-from effnet.qdq import cpu_flags, needs_reduce_range, onnx_logits
+from effnet.qdq import VNNI_FLAGS, cpu_flags, onnx_logits
 from effnet.quantize import Images, quantize, read_images
 
 HERE = Path(__file__).resolve().parent
@@ -140,14 +140,15 @@ def main() -> None:
         timing = [
             latency(paths, test.tensor[:b].numpy(), args.threads, args.rounds) for b in (1, 16)
         ]
+    flags = cpu_flags() or set()
     result = {
         "date": datetime.date.today().isoformat(),
         "machine": {
             "cpu_count": os.cpu_count(),
             "platform": platform.platform(),
             "cpu": cpu_model(),
-            "vnni": not needs_reduce_range(),
-            "avx512": any(f.startswith("avx512") for f in cpu_flags() or ()),
+            "vnni": bool(flags & set(VNNI_FLAGS)),
+            "avx512": any(f.startswith("avx512") for f in flags),
         },
         "model": str(args.model),
         "arch": model.arch.name,
