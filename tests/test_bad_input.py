@@ -201,6 +201,10 @@ CASES = [
     ("train-set-seed-1e23", ["train", "efficientnet_b0", "--set", "seed=1e23", "--out", "{d}/r"]),
     ("train-weight-decay", ["train", "efficientnet_b0", "--set", "weight_decay=-1",
                             "--out", "{d}/r"]),  # fmt: skip
+    ("train-resize-stages-0", ["train", "efficientnet_b0", "--set", "resize_stages=0",
+                               "--out", "{d}/r"]),  # fmt: skip
+    ("train-resize-start-0", ["train", "efficientnet_b0", "--set", "resize_start=0",
+                              "--out", "{d}/r"]),  # fmt: skip
     ("train-recipe-nan", ["train", "efficientnet_b0", "--recipe", "{d}/recipe_nan.json",
                           "--out", "{d}/r"]),  # fmt: skip
     ("train-recipe-non-utf8", ["train", "efficientnet_b0", "--recipe", "{d}/nonutf8.json",

@@ -29,6 +29,18 @@ def test_output_shape_dtype_and_finite(resolution, train):
     assert torch.isfinite(out).all()
 
 
+@pytest.mark.parametrize("train", [True, False])
+def test_a_smaller_side_on_request_for_progressive_resizing(train):
+    t = BatchTransform(28, FASHION_MNIST_MEAN, FASHION_MNIST_STD, train=train, hflip=False)
+    x = _batch()
+    assert t(x, 16).shape == (16, 1, 16, 16) and t(x, None).shape == (16, 1, 28, 28)
+    if not train:  # antialiased bilinear downscaling of the same normalised batch
+        expected = torch.nn.functional.interpolate(
+            t(x), size=(16, 16), antialias=True, mode="bilinear"
+        )
+        assert torch.allclose(t(x, 16), expected, atol=1e-5)
+
+
 def test_eval_normalisation_is_exact_on_constant_images():
     t = BatchTransform(32, FASHION_MNIST_MEAN, FASHION_MNIST_STD, train=False)
     out = t(torch.full((2, 1, 28, 28), 200, dtype=torch.uint8))

@@ -8,7 +8,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from effnet.hub import create_model
-from effnet.train.optim import RMSpropTF, lr_factor, make_optimizer, param_groups, peak_lr
+from effnet.train.optim import (
+    RMSpropTF,
+    fraction_done,
+    lr_factor,
+    make_optimizer,
+    param_groups,
+    peak_lr,
+    stage_side,
+)
 from effnet.train.recipe import RECIPES, Recipe
 
 
@@ -108,3 +116,27 @@ def test_cosine_follows_a_time_budget_when_it_is_further_along():
     assert lr_factor(200, 100, r, time_fraction=0.5) == pytest.approx(0.5)
     assert lr_factor(200, 100, r, time_fraction=1.0) == pytest.approx(0.0, abs=1e-12)
     assert lr_factor(200, 100, Recipe(), time_fraction=0.9) == lr_factor(200, 100, Recipe())
+
+
+def test_fraction_done_counts_steps_or_the_time_budget_whichever_is_further():
+    r = Recipe(epochs=10)
+    assert fraction_done(0, 100, r) == 0.0
+    assert fraction_done(250, 100, r) == pytest.approx(0.25)
+    assert fraction_done(250, 100, r, time_fraction=0.6) == pytest.approx(0.6)
+    assert fraction_done(5000, 100, r) == 1.0
+
+
+def test_progressive_resizing_sides_of_four_stages_from_16_to_28_px():
+    # EfficientNetV2's progressive learning: equal stages, sizes linear from S0 to Se
+    sides = [stage_side(28, p, 4, 16 / 28) for p in (0.0, 0.24, 0.25, 0.5, 0.74, 0.75, 1.0)]
+    assert sides == [16, 16, 20, 24, 24, 28, 28]
+    assert stage_side(28, 0.3, 1, 0.5) == 28  # one stage: off
+    assert stage_side(224, 0.0, 3, 0.6) == 134 and stage_side(224, 0.5, 3, 0.6) == 179
+
+
+@given(st.integers(1, 600), st.integers(1, 16), st.floats(0.05, 1.0), st.floats(0, 1))
+def test_progressive_sides_grow_to_the_full_resolution(res, stages, start, p):
+    side = stage_side(res, p, stages, start)
+    assert 1 <= side <= res
+    assert stage_side(res, min(1.0, p + 0.1), stages, start) >= side
+    assert stage_side(res, 1.0, stages, start) == res

@@ -115,6 +115,19 @@ def test_existing_run_folder_is_not_overwritten(tiny_run, capsys):
     assert "already exists (pass --resume" in capsys.readouterr().err
 
 
+def test_progressive_resizing_trains_small_first_and_ends_at_full_size(tmp_path, one_thread):
+    data = DataSpec(subset=400, minival=100, workers=0)
+    recipe = QUICK.replace(epochs=4, log_every=1, resize_stages=2, resize_start=0.5)
+    out = tmp_path / "run"
+    result = train("efficientnet_b0", data, recipe, out, model_overrides=TINY, progress=False)
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    sides = [r["side"] for r in records if r["kind"] == "step"]
+    n = result.metrics["steps"]  # 4 epochs: the first half of the steps at half the side
+    assert n % 4 == 0 and sides == [14] * (n // 2) + [28] * (n // 2)
+    assert [r["side"] for r in records if r["kind"] == "epoch"] == [14, 14, 28, 28]
+    assert result.metrics["resolution"] == 28 and result.metrics["test_top1"] > 10
+
+
 def test_nan_loss_stops_cleanly_keeping_last_good_checkpoint(tmp_path, monkeypatch, one_thread):
     real = loop_module.make_loss
     calls = {"n": 0}

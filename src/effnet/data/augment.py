@@ -66,17 +66,20 @@ class BatchTransform(nn.Module):
         self.resized_crop = RandomResizedCrop((resolution, resolution), scale=(0.35, 1.0), p=1.0)
         self.erasing = RandomErasing(p=random_erasing) if random_erasing > 0 else None
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
+    def forward(self, images: torch.Tensor, side: int | None = None) -> torch.Tensor:
+        """The batch at ``side`` x ``side`` px (default: ``resolution``; progressive resizing
+        trains at smaller sides first)."""
         if images.dim() != 4:
             raise EffnetError(f"transform expects a [B, C, H, W] batch, got {tuple(images.shape)}")
+        side = side or self.resolution
         x = images.float().div_(255.0) if images.dtype == torch.uint8 else images.float()
-        x = self._augment(x) if self.training else self._eval_view(x)
+        x = self._augment(x, side) if self.training else self._eval_view(x, side)
         x = self._normalize(x)
         if self.training and self.erasing is not None:
             x = self.erasing(x)
         return x.contiguous()
 
-    def _augment(self, x: torch.Tensor) -> torch.Tensor:
+    def _augment(self, x: torch.Tensor, side: int) -> torch.Tensor:
         if max(x.shape[-2:]) > self.resolution:
             x = self.resized_crop(x)
         elif self.crop_padding > 0:
@@ -86,23 +89,23 @@ class BatchTransform(nn.Module):
             x = torch.where(flip[:, None, None, None], x.flip(-1), x)
         if self.randaugment is not None:
             x = self.randaugment(x)
-        return self._resize(x)
+        return self._resize(x, side)
 
-    def _eval_view(self, x: torch.Tensor) -> torch.Tensor:
+    def _eval_view(self, x: torch.Tensor, side: int) -> torch.Tensor:
         if self.crop_pct < 1.0:
             h, w = x.shape[-2:]
             ch, cw = max(1, round(h * self.crop_pct)), max(1, round(w * self.crop_pct))
             top, left = (h - ch) // 2, (w - cw) // 2
             x = x[..., top : top + ch, left : left + cw]
-        return self._resize(x)
+        return self._resize(x, side)
 
-    def _resize(self, x: torch.Tensor) -> torch.Tensor:
-        if tuple(x.shape[-2:]) == (self.resolution, self.resolution):
+    def _resize(self, x: torch.Tensor, side: int) -> torch.Tensor:
+        if tuple(x.shape[-2:]) == (side, side):
             return x
-        antialias = self.interpolation != "nearest" and max(x.shape[-2:]) > self.resolution
+        antialias = self.interpolation != "nearest" and max(x.shape[-2:]) > side
         kwargs = {} if self.interpolation == "nearest" else {"align_corners": False}
         out = F.interpolate(
-            x, size=(self.resolution, self.resolution), mode=self.interpolation,
+            x, size=(side, side), mode=self.interpolation,
             antialias=antialias, **kwargs,
         )  # fmt: skip
         return out.clamp_(0.0, 1.0) if self.interpolation == "bicubic" else out

@@ -66,6 +66,7 @@ def run_epochs(
                     "avg_loss": s.loss_sum / s.loss_count,
                     "lr": s.optimizer.param_groups[0]["lr"],
                     "time_s": round(info["train_time_s"], 3),
+                    **({"side": s.extra["side"]} if "side" in s.extra else {}),
                 },
             )
         if recipe.max_time_s is not None:
@@ -99,6 +100,7 @@ def run_epochs(
             "train_loss": state.loss_sum / max(state.loss_count, 1),
             "time_s": round(info["train_time_s"], 3),
             "threads": governor.threads,
+            **({"side": state.extra["side"]} if "side" in state.extra else {}),
         }
         state.loss_sum, state.loss_count = 0.0, 0
         last = state.step >= total_steps or time_up

@@ -17,7 +17,7 @@ from torch.utils.data import Dataset, Sampler, Subset
 from effnet.errors import EffnetError
 from effnet.train import distributed
 from effnet.train.distributed import Dist
-from effnet.train.optim import lr_factor, set_lr
+from effnet.train.optim import fraction_done, lr_factor, set_lr, stage_side
 from effnet.train.recipe import Recipe
 
 
@@ -121,8 +121,13 @@ def train_one_epoch(
             state.prepare(state)
         factor = lr_factor(state.step, state.steps_per_epoch, r, state.time_fraction)
         set_lr(state.optimizer, state.peak_lr * factor)
+        side = None
+        if r.resize_stages > 1:
+            done = fraction_done(state.step, state.steps_per_epoch, r, state.time_fraction)
+            side = stage_side(state.transform.resolution, done, r.resize_stages, r.resize_start)
+            state.extra["side"] = side  # logged with the step and epoch records
         with torch.no_grad():
-            x = state.transform(images).contiguous(memory_format=memory)
+            x = state.transform(images, side).contiguous(memory_format=memory)
         with autocast(r, d.device):
             loss = loss_fn(state.model(x), labels)
         value = distributed.all_sum(d, loss.detach().clone()).item() / d.world

@@ -121,6 +121,26 @@ def lr_factor(step: int, steps_per_epoch: int, recipe: Recipe, time_fraction: fl
     return lo + (1 - lo) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
+def fraction_done(
+    step: int, steps_per_epoch: int, recipe: Recipe, time_fraction: float = 0.0
+) -> float:
+    """How far the run is, 0 to 1: steps over ``epochs``, or the time budget's elapsed share
+    when that is further along (as the cosine schedule counts it)."""
+    total = max(recipe.epochs * steps_per_epoch, 1e-9)
+    return min(1.0, max(step / total, time_fraction))
+
+
+def stage_side(resolution: int, progress: float, stages: int, start: float) -> int:
+    """The training image side at ``progress`` under progressive resizing: ``stages`` equal
+    stages, the side growing linearly from ``start * resolution`` to ``resolution`` (the
+    last stage), rounded to whole pixels; ``resolution`` itself when ``stages`` is 1."""
+    if stages <= 1:
+        return resolution
+    stage = min(stages - 1, math.floor(progress * stages))
+    first = start * resolution
+    return max(1, round(first + (resolution - first) * stage / (stages - 1)))
+
+
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
     """Every group's learning rate: ``lr`` times the group's ``lr_mult`` (1 when absent)."""
     for group in optimizer.param_groups:

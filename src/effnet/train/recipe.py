@@ -48,6 +48,11 @@ class Recipe(Record):
     random_erasing: float = 0.0  # probability per image
     hflip: bool = True
     crop_padding: float = 0.125  # random crop after padding by this fraction of the size
+    # progressive resizing (EfficientNetV2's progressive learning, image size only): training
+    # in this many equal stages of progress, the image side growing linearly from
+    # resize_start x the model's resolution in the first stage to the full size in the last
+    resize_stages: int = 1  # 1 = off: every step at the model's resolution
+    resize_start: float = 0.6
     grad_clip: float | None = None  # max global grad norm
     channels_last: bool = True
     amp: str | None = None  # "bf16" autocast; opt-in (emulated and slow on AVX2-only CPUs)
@@ -97,7 +102,8 @@ _RANGES: dict[str, tuple[float | None, float | None, bool]] = {
     "seed": (0, 2**32 - 1, True), "max_time_s": (0, None, False), "log_every": (1, None, True),
     "checkpoint_every": (0, None, True), "eval_every": (1, None, True),
     "eval_batch_size": (1, None, True), "freeze_epochs": (0, None, True),
-    "backbone_lr_mult": (0, None, True),
+    "backbone_lr_mult": (0, None, True), "resize_stages": (1, 16, True),
+    "resize_start": (0, 1, False),
 }  # fmt: skip
 _WHY = {"batch_size": " (batch norm needs more than one image per batch)"}
 
