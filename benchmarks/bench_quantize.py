@@ -7,7 +7,8 @@ MODEL_DIR is a Fashion-MNIST training run (or its ``model/``). The model is quan
 ``effnet.quantize.quantize`` (choices measured on 1,000 held-out training images, as the
 CLI does), then both files are scored on the 10k test images with the model's eval
 transform and timed in this one process: warm-up, then rounds interleaved with the order
-rotating, median per path, intra-op threads as given. ``--b0`` also times a full-size B0
+alternating, 20 ms idle before each call, ORT's threads not spinning, median per path,
+intra-op threads as given. ``--b0`` also times a full-size B0
 at 224 (random weights whose BN statistics are set by two train-mode passes, as
 bench_inference.py does; INT8 calibrated on 32 random images with the method and op types
 chosen for MODEL_DIR, no layer in fp32): a latency check only, its accuracy means nothing.
@@ -43,14 +44,17 @@ HERE = Path(__file__).resolve().parent
 
 
 def latency(paths: dict[str, str], x: np.ndarray, threads: int, rounds: int) -> dict:
-    sessions = {k: onnx_session(p, threads) for k, p in paths.items()}
+    # not spinning, and 20 ms idle before each call: two sessions with spinning threads in
+    # one process slow each other (see bench_inference.py)
+    sessions = {k: onnx_session(p, threads, spinning=False) for k, p in paths.items()}
     for s in sessions.values():  # warm-up: arenas, kernel selection
         for _ in range(3):
             s.run(None, {"input": x})
     times: dict[str, list[float]] = {k: [] for k in sessions}
     names = list(sessions)
     for r in range(rounds):
-        for k in names[r % len(names) :] + names[: r % len(names)]:
+        for k in names if r % 2 else names[::-1]:
+            time.sleep(0.02)
             t = time.perf_counter()
             sessions[k].run(None, {"input": x})
             times[k].append(time.perf_counter() - t)

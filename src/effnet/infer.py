@@ -4,7 +4,8 @@ runner = Runner(effnet.create_model("efficientnet_b0", pretrained="b0.pth"))
 top = runner.top_k(images, k=5)       # images: (N, C, H, W), preprocessed (effnet.images)
 
 The ONNX Runtime path exports the deployment form (BN folded, see effnet.export) in
-memory and runs it with all graph optimisations on. The PyTorch path folds BN, switches
+memory and runs it with all graph optimisations on, the squeeze-and-excitation gates
+kept in ORT's blocked layout (effnet.ortgraph). The PyTorch path folds BN, switches
 to channels_last, traces and freezes the graph (torch.jit.freeze fuses conv + activation
 and drops Python overhead) and runs under torch.inference_mode. Both give the eager
 model's logits to ~1e-5.
@@ -110,19 +111,28 @@ def _set_threads(threads: int | None) -> int:
     return n
 
 
-def onnx_session(source: str | Path | bytes, threads: int | None = None) -> Any:
-    """An ONNX Runtime CPU session with all graph optimisations and ``threads`` intra-op."""
-    # ONNX and ONNX Runtime load only when a model is exported or run in ONNX
-    import onnxruntime as ort
+def onnx_session(
+    source: str | Path | bytes,
+    threads: int | None = None,
+    nchwc_gates: bool = True,
+    spinning: bool = True,
+) -> Any:
+    """An ONNX Runtime CPU session with all graph optimisations and ``threads`` intra-op.
 
-    so = ort.SessionOptions()
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    so.intra_op_num_threads = _set_threads(threads)
-    so.inter_op_num_threads = 1
-    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    ``nchwc_gates``: also keep the squeeze-and-excitation multiplies in ORT's blocked
+    layout (``effnet.ortgraph``; checked against the plain session, else not used).
+    ``spinning=False`` when several sessions take turns in one process (see
+    ``effnet.ortgraph.ort_session``).
+    """
+    # ONNX and ONNX Runtime load only when a model is exported or run in ONNX
+    from effnet.ortgraph import optimised_session, ort_session
+
+    n = _set_threads(threads)
     src = source if isinstance(source, bytes) else str(source)
     try:
-        return ort.InferenceSession(src, so, providers=["CPUExecutionProvider"])
+        if nchwc_gates:
+            return optimised_session(src, n, spinning=spinning).session
+        return ort_session(src, n, "ORT_ENABLE_ALL", spinning=spinning)
     except Exception as e:  # ORT's own types (InvalidProtobuf, Fail) derive from Exception
         if isinstance(source, bytes):
             raise
@@ -174,6 +184,8 @@ class Runner:
 
     ``backend``: "auto" (ONNX Runtime if installed, else "torch"), "onnxruntime",
     "torch" (optimised PyTorch) or "eager" (the model as is, for checking).
+    ``spinning=False``: ORT's idle threads sleep instead of spinning (for several
+    runners taking turns in one process, as ``effnet bench`` does).
     """
 
     def __init__(
@@ -183,6 +195,7 @@ class Runner:
         threads: int | None = None,
         class_names: Sequence[str] | None = None,
         onnx_path: str | Path | None = None,
+        spinning: bool = True,
     ) -> None:
         if backend not in BACKENDS:
             raise EffnetError(f"unknown backend {backend!r} (known: {', '.join(BACKENDS)})")
@@ -197,6 +210,7 @@ class Runner:
         self.backend = backend
         self.model = model.eval() if model is not None else None
         self.threads = _set_threads(threads)
+        self.spinning = spinning
         self.class_names = list(class_names) if class_names is not None else None
         self.arch = getattr(model, "arch", None)
         self.in_chans = int(getattr(model, "in_chans", 3))
@@ -204,7 +218,7 @@ class Runner:
         self._sessions: dict[int, Any] = {}
         self._torch: TorchPath | None = None
         if onnx_path is not None:
-            self._session = onnx_session(onnx_path, self.threads)
+            self._session = onnx_session(onnx_path, self.threads, spinning=spinning)
 
     @classmethod
     def from_onnx(cls, path: str | Path, threads: int | None = None) -> Runner:
@@ -229,7 +243,8 @@ class Runner:
         if self.model is not None:  # one session per image size (exported at that size)
             session = self._sessions.get(x.shape[-1])
             if session is None:
-                session = onnx_session(onnx_bytes(self.model, x.shape[-1]), self.threads)
+                exported = onnx_bytes(self.model, x.shape[-1])
+                session = onnx_session(exported, self.threads, spinning=self.spinning)
                 self._sessions[x.shape[-1]] = session
         name = session.get_inputs()[0].name
         out = session.run(None, {name: np.ascontiguousarray(x.numpy(), np.float32)})[0]

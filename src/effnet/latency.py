@@ -125,6 +125,7 @@ def compare(
     if not models:
         raise EffnetError("no model to measure")
     n_threads = threads or torch.get_num_threads()
+    spinning = len(models) == 1  # spinning sessions taking turns slow each other
     modules = [_module(m) for m in models]
     sizes = [image_size or _resolution(m) for m in modules]
     inputs = [
@@ -133,11 +134,13 @@ def compare(
     with tempfile.TemporaryDirectory(prefix="effnet-bench-") as tmp:
         if backend == "int8":
             runners = [
-                int8_runner(m, s, n_threads, Path(tmp) / f"{i}.int8.onnx")
+                int8_runner(m, s, n_threads, Path(tmp) / f"{i}.int8.onnx", spinning)
                 for i, (m, s) in enumerate(zip(modules, sizes))
             ]
         else:
-            runners = [Runner(m, backend=backend, threads=n_threads) for m in modules]
+            runners = [
+                Runner(m, backend=backend, threads=n_threads, spinning=spinning) for m in modules
+            ]
         times = _timed_rounds(runners, inputs, n_threads, rounds, warmup)
     out = []
     for model, module, size, ms in zip(models, modules, sizes, times):
@@ -158,7 +161,9 @@ def compare(
     return out
 
 
-def int8_runner(module: nn.Module, size: int, threads: int, path: Path) -> Runner:
+def int8_runner(
+    module: nn.Module, size: int, threads: int, path: Path, spinning: bool = True
+) -> Runner:
     """ONNX Runtime on the model quantized to INT8 (QDQ, per-channel weights; effnet.quantize
     with MinMax ranges of 16 random images, no layer kept in fp32, the quantized op set that
     runs fastest here): speed does not depend on the calibration images."""
@@ -170,7 +175,7 @@ def int8_runner(module: nn.Module, size: int, threads: int, path: Path) -> Runne
     x = torch.randn(16, in_chans, size, size, generator=gen)
     quantize(module, Images(x, None, "random"), Images(x[:4], None, "random"), path,
              method="minmax", keep_fp32=0)  # fmt: skip
-    return Runner(backend="onnxruntime", threads=threads, onnx_path=path)
+    return Runner(backend="onnxruntime", threads=threads, onnx_path=path, spinning=spinning)
 
 
 def _timed_rounds(

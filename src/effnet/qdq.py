@@ -54,7 +54,7 @@ def needs_reduce_range(flags: set[str] | None = None) -> bool:
 def onnx_logits(path: str | Path, x: torch.Tensor, batch: int = 256) -> np.ndarray:
     """Logits of an ONNX model in ONNX Runtime (one thread, all graph optimisations)."""
 
-    session = onnx_session(path, threads=1)
+    session = onnx_session(path, threads=1, nchwc_gates=False)
     name = session.get_inputs()[0].name
     parts = [
         session.run(None, {name: x[i : i + batch].numpy().astype(np.float32)})[0]
@@ -66,7 +66,7 @@ def onnx_logits(path: str | Path, x: torch.Tensor, batch: int = 256) -> np.ndarr
 def median_ms(path: str | Path, x: torch.Tensor, runs: int = 10) -> float:
     """Median latency of one ``x`` batch in ONNX Runtime, one thread, after two warm-ups."""
 
-    session = onnx_session(path, threads=1)
+    session = onnx_session(path, threads=1, nchwc_gates=False)
     feed = {session.get_inputs()[0].name: x.numpy().astype(np.float32)}
     times = []
     for i in range(runs + 2):
