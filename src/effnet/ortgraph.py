@@ -197,7 +197,7 @@ def ort_session(
 
 def _probe(session: Any, shape: list[int | None]) -> np.ndarray:
     rng = np.random.default_rng(0)
-    dims = [2 if d is None else d for d in shape]
+    dims = [1 if d is None else d for d in shape]
     x = rng.standard_normal(dims).astype(np.float32)
     return session.run(None, {session.get_inputs()[0].name: x})[0]
 
@@ -219,16 +219,18 @@ def optimised_session(source: str | bytes, threads: int, spinning: bool = True) 
     """
     import onnx
 
-    plain = ort_session(source, threads, "ORT_ENABLE_ALL", spinning=spinning)
+    with tempfile.TemporaryDirectory(prefix="effnet-ort-") as tmp:
+        path = os.path.join(tmp, "optimised.onnx")
+        plain = ort_session(source, threads, "ORT_ENABLE_ALL", save_to=path, spinning=spinning)
+        with open(path, "rb") as f:
+            optimised_bytes = f.read()
+    if b"ReorderOutput" not in optimised_bytes:  # ORT chose no blocked layout on this CPU
+        return Optimised(plain, 0, None)
     original = onnx.load_from_string(source) if isinstance(source, bytes) else onnx.load(source)
     dims = original.graph.input[0].type.tensor_type.shape.dim
     shape = [d.dim_value if d.HasField("dim_value") else None for d in dims]
     if len(shape) != 4 or None in shape[1:]:
         return Optimised(plain, 0, None)
-    with tempfile.TemporaryDirectory(prefix="effnet-ort-") as tmp:
-        path = os.path.join(tmp, "optimised.onnx")
-        ort_session(source, threads, "ORT_ENABLE_ALL", save_to=path)
-        optimised_bytes = open(path, "rb").read()
     want = _probe(plain, shape)
     scale = max(float(np.abs(want).max()), 1e-12)
     for block in block_sizes():
