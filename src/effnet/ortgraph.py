@@ -77,6 +77,10 @@ class Gate:
     width: int
 
 
+def _channels_last(node: Any) -> bool:
+    return any(a.name == "channels_last" and a.i for a in node.attribute)
+
+
 def _match(mul: Any, producer: dict, consumers: dict, shapes: dict, block: int) -> Gate | None:
     if mul.op_type != "Mul" or mul.domain not in ("", "ai.onnx") or len(mul.input) != 2:
         return None
@@ -94,6 +98,8 @@ def _match(mul: Any, producer: dict, consumers: dict, shapes: dict, block: int) 
         return None
     after = consumers.get(mul.output[0], [])
     if len(after) != 1 or after[0].op_type != "ReorderInput":
+        return None
+    if _channels_last(pa) or _channels_last(after[0]):  # an NHWC side: not this pattern
         return None
     removed = [pa, mul, after[0]]
     gate = b
