@@ -164,20 +164,19 @@ def main() -> None:
 
         return run
 
-    def ort_run(x: torch.Tensor) -> torch.Tensor:
-        name = ort_timm.get_inputs()[0].name
-        return torch.from_numpy(ort_timm.run(None, {name: x.numpy()})[0])
+    def ort_path(session):
+        def run(x: torch.Tensor) -> torch.Tensor:
+            name = session.get_inputs()[0].name
+            return torch.from_numpy(session.run(None, {name: x.numpy()})[0])
 
-    def ours_plain_run(x: torch.Tensor) -> torch.Tensor:
-        name = ours_plain.get_inputs()[0].name
-        return torch.from_numpy(ours_plain.run(None, {name: x.numpy()})[0])
+        return run
 
     paths = {
         "timm_eager_cl": eager(tm_cl, cl=True),
-        "ort_timm": ort_run,
+        "ort_timm": ort_path(ort_timm),
         "ours_eager": eager(ours),
         "ours_torch_optimised": torch_runner.logits,
-        "ours_ort_no_gate_rewrite": ours_plain_run,
+        "ours_ort_no_gate_rewrite": ort_path(ours_plain),
         "ours_ort": ort_runner.logits,
     }
     results = []

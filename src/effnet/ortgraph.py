@@ -45,10 +45,7 @@ def block_sizes() -> tuple[int, ...]:
 
 def span_repeats(pixels: int, block: int, max_span: int = MAX_SPAN) -> int:
     """The largest k dividing ``pixels`` with ``k * block <= max_span`` (at least 1)."""
-    return max(
-        (k for k in range(1, pixels + 1) if pixels % k == 0 and k * block <= max_span),
-        default=1,
-    )
+    return max((k for k in range(1, max_span // block + 1) if pixels % k == 0), default=1)
 
 
 def static_shapes(model: Any) -> dict[str, list[int | None]]:
@@ -208,7 +205,7 @@ def _probe(session: Any, shape: list[int | None]) -> np.ndarray:
     return session.run(None, {session.get_inputs()[0].name: x})[0]
 
 
-@dataclass
+@dataclass(frozen=True)
 class Optimised:
     """An ORT session, and how many SE gate multiplies it runs in NCHWc (0: ORT's graph)."""
 
@@ -223,8 +220,6 @@ def optimised_session(source: str | bytes, threads: int, spinning: bool = True) 
     The rewritten session is used only if its output on a random batch equals the plain
     session's within 1e-5 (relative to the output's scale); else the plain one is.
     """
-    import onnx
-
     with tempfile.TemporaryDirectory(prefix="effnet-ort-") as tmp:
         path = os.path.join(tmp, "optimised.onnx")
         plain = ort_session(source, threads, "ORT_ENABLE_ALL", save_to=path, spinning=spinning)
@@ -232,11 +227,24 @@ def optimised_session(source: str | bytes, threads: int, spinning: bool = True) 
             optimised_bytes = f.read()
     if b"ReorderOutput" not in optimised_bytes:  # ORT chose no blocked layout on this CPU
         return Optimised(plain, 0, None)
+    try:
+        rewritten = _rewritten(source, optimised_bytes, plain, threads, spinning)
+    except Exception:  # the rewrite is an optimisation: whatever fails, ORT's session stays
+        rewritten = None
+    return rewritten or Optimised(plain, 0, None)
+
+
+def _rewritten(
+    source: str | bytes, optimised_bytes: bytes, plain: Any, threads: int, spinning: bool
+) -> Optimised | None:
+    """The first block size whose rewrite matches ``plain`` on a random batch, or None."""
+    import onnx
+
     original = onnx.load_from_string(source) if isinstance(source, bytes) else onnx.load(source)
     dims = original.graph.input[0].type.tensor_type.shape.dim
     shape = [d.dim_value if d.HasField("dim_value") else None for d in dims]
     if len(shape) != 4 or None in shape[1:]:
-        return Optimised(plain, 0, None)
+        return None
     want = _probe(plain, shape)
     scale = max(float(np.abs(want).max()), 1e-12)
     for block in block_sizes():
@@ -253,4 +261,4 @@ def optimised_session(source: str | bytes, threads: int, spinning: bool = True) 
             continue
         if got.shape == want.shape and float(np.abs(got - want).max()) <= 1e-5 * scale:
             return Optimised(session, count, block)
-    return Optimised(plain, 0, None)
+    return None
