@@ -21,6 +21,7 @@ import pytest
 from PIL import Image
 
 from effnet.cli import build_parser, main
+from effnet.errors import EffnetError
 from effnet.weights import save_pretrained
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -306,11 +307,49 @@ def test_unexpected_errors_are_one_line_and_debug_shows_the_traceback(capsys, mo
         raise KeyError(101)
 
     monkeypatch.setattr(arch_cli, "cmd_models", boom)
-    assert run_cli(capsys, ["models"])[2] == "effnet: error: KeyError: 101\n"
+    code, _, err = run_cli(capsys, ["models"])
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
+    assert err.startswith("effnet: internal error in 'effnet models' (KeyError 101)")
+    assert "bug in effnet" in err and "--debug" in err and "error: KeyError" not in err
     code, _, err = run_cli(capsys, ["--debug", "models"])
     assert code == 2 and "Traceback" in err and "KeyError: 101" in err
     monkeypatch.setenv("EFFNET_DEBUG", "1")
     assert "Traceback" in run_cli(capsys, ["models"])[2]
+
+
+@pytest.mark.parametrize("exc", [KeyError("config"), IndexError("list index out of range"),
+                                 AttributeError("'NoneType' object has no attribute 'x'"),
+                                 TypeError("unsupported operand")])  # fmt: skip
+def test_no_bare_python_exception_name_reaches_the_user(capsys, monkeypatch, exc):
+    """A KeyError, IndexError, AttributeError or TypeError from our code is a bug: the one
+    line says so and names the command; an OS error or our own error stays as it was."""
+    import effnet.cli.arch as arch_cli
+
+    def boom(args: object) -> int:
+        raise exc
+
+    monkeypatch.delenv("EFFNET_DEBUG", raising=False)
+    monkeypatch.setattr(arch_cli, "cmd_describe", boom)
+    code, _, err = run_cli(capsys, ["describe", "efficientnet_b0"])
+    name = type(exc).__name__
+    assert code == 2 and err.count("\n") == 1
+    assert err.startswith(f"effnet: internal error in 'effnet describe' ({name} ")
+    assert f"error: {name}" not in err and "report it" in err
+
+
+def test_user_errors_are_not_called_internal(capsys, monkeypatch):
+    import effnet.cli.arch as arch_cli
+
+    for exc, text in ((EffnetError("model 'b9' is unknown"), "effnet: error: model 'b9'"),
+                      (FileNotFoundError(2, "No such file or directory", "x.json"),
+                       "effnet: error: x.json: No such file")):  # fmt: skip
+
+        def boom(args: object, _e: Exception = exc) -> int:
+            raise _e
+
+        monkeypatch.setattr(arch_cli, "cmd_describe", boom)
+        err = run_cli(capsys, ["describe", "efficientnet_b0"])[2]
+        assert err.startswith(text) and "internal" not in err
 
 
 @pytest.mark.parametrize(

@@ -19,8 +19,7 @@ from test_study import fake_train, tiny_study
 
 from effnet.cli import main
 from effnet.study.runner import run_study
-from effnet.study.search_workers import open_storage
-from effnet.study.study_workers import job_table, open_study, repair, run_workers
+from effnet.study.study_workers import job_table, open_queue, repair, run_workers
 
 pytestmark = pytest.mark.slow  # study workers in several processes
 
@@ -72,8 +71,7 @@ def test_a_dead_workers_job_is_taken_over_and_resumed(tmp_path, fake_env):
     out = tmp_path / "out"
     out.mkdir()
     (out / ".effnet-folder").write_text(json.dumps({"kind": "study"}))
-    storage = open_storage(None, out)
-    ostudy, _ = open_study(s, storage)
+    storage, ostudy, _ = open_queue(s, None, out)
     ids = list(job_table(s))
     assert repair(ostudy, storage, ids) == len(ids)  # a new study queues every job
     assert repair(ostudy, storage, ids) == 0  # and only once
@@ -131,6 +129,6 @@ def test_worker_errors_are_one_line(tmp_path, capsys):
     other = tmp_path / "other.json"
     s.replace(seeds=(5,)).save(other)
     storage = str(tmp_path / "j.journal")
-    open_study(s, open_storage(storage, tmp_path))
+    open_queue(s, storage, tmp_path)
     assert main(["study", str(other), "--storage", storage, "--out", str(out)]) == 2
     assert "has a different config" in capsys.readouterr().err

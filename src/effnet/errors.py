@@ -27,6 +27,25 @@ def _os_error(e: OSError) -> str:
     return f"{' -> '.join(files)}: {what}" if files else what
 
 
+# exceptions that no input should cause: raised inside effnet, each is a bug in effnet
+INTERNAL = (KeyError, IndexError, AttributeError, TypeError, NameError, AssertionError)
+
+
+def is_internal(e: BaseException) -> bool:
+    """An error of a kind user input must never cause (bad input is an ``EffnetError``)."""
+    return isinstance(e, INTERNAL) and not isinstance(e, EffnetError)
+
+
+def describe_internal(e: BaseException, command: str) -> str:
+    """The one line for a bug: which command, what happened, and how to report it."""
+    text = _one_line(str(e))
+    what = f"{type(e).__name__} {text}" if text else type(e).__name__
+    return (
+        f"internal error in 'effnet {command}' ({what}): this is a bug in effnet, not in "
+        "your input; please report it with the output of the same command run with --debug"
+    )
+
+
 def describe_error(e: BaseException) -> str:
     """One line saying what went wrong, for the CLI's error boundary.
 

@@ -13,8 +13,8 @@ from optuna.trial import TrialState
 from effnet.archsearch.config import ArchSearchConfig, data_spec, recipe_of
 from effnet.archsearch.objective import score
 from effnet.archsearch.space import SearchSpace, sample
-from effnet.archsearch.workers import counted, record, run_until, surplus, train_trial
-from effnet.study.search_workers import claim
+from effnet.archsearch.workers import record, repair, train_trial
+from effnet.jobs.trials import claim, counted, run_until, surplus
 
 
 def confirm(
@@ -42,11 +42,11 @@ def confirm(
         claim(trial)
         source = trial.user_attrs.get("source")
         if source is None:
-            surplus(confirm_study, trial, "no candidate is queued for confirmation")
+            surplus(trial, "no candidate is queued for confirmation", confirm_study)
         for t in counted(confirm_study):
             alive = t.state != TrialState.FAIL
             if t.user_attrs.get("source") == source and t.number < trial.number and alive:
-                surplus(confirm_study, trial, f"trial {source} is confirmed by {t.number}")
+                surplus(trial, f"trial {source} is confirmed by {t.number}", confirm_study)
         arch = sample(space, trial, name=f"{cfg.name}-t{source}")
         if log:
             log(f"confirming trial {source} at {recipe.epochs:g} epochs")
@@ -60,7 +60,7 @@ def confirm(
     def queued_remain() -> bool:
         return any(t.state == TrialState.WAITING for t in counted(confirm_study))
 
-    run_until(confirm_study, storage, run_trial, queued_remain)
+    run_until(confirm_study, run_trial, queued_remain, lambda: repair(confirm_study, storage))
 
 
 def top_trials(study: Any, k: int) -> list[Any]:

@@ -20,8 +20,8 @@ from effnet.archsearch.space import (
     reachable_macs,
     space_size,
 )
-from effnet.archsearch.workers import counted
 from effnet.io import atomic_write_text, atomic_write_with
+from effnet.jobs.trials import counted
 from effnet.study.data_info import data_shape
 from effnet.study.report import to_csv
 

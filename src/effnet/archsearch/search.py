@@ -39,10 +39,10 @@ from effnet.archsearch.config import ArchSearchConfig, load_space, validate
 from effnet.archsearch.confirm import confirm as confirm_best
 from effnet.archsearch.report import ArchSearchResult, write_outputs
 from effnet.errors import EffnetError
+from effnet.jobs.trials import wait_for_others
 from effnet.rundir import ToolFolder, safe_name
 from effnet.study.data_info import data_shape
 from effnet.study.runner import default_train_fn
-from effnet.study.search_workers import open_storage
 
 FOLDER_KIND = "search-architecture"
 
@@ -86,8 +86,7 @@ def _run(
     train_fn: Any,
     log: Any,
 ) -> ArchSearchResult:
-    st = open_storage(storage, out)
-    study, confirm_study, cfg = w.open_studies(cfg, st, name)
+    st, study, confirm_study, cfg = w.open_studies(cfg, storage, out, name)
     space, shape = load_space(cfg), data_shape(cfg.data)
     url = storage or str(out / "optuna.journal")
     cmd = [sys.executable, "-m", "effnet", "search-architecture", "--join",
@@ -103,12 +102,12 @@ def _run(
 
     try:
         search()
-        w.wait_for_others(study, search, log)
+        wait_for_others(study, search, log)
         while w.work_remains(study, cfg.trials):  # a trial elsewhere failed as it ended
             search()
-            w.wait_for_others(study, search, log)
+            wait_for_others(study, search, log)
         confirm()
-        w.wait_for_others(confirm_study, confirm, log)
+        wait_for_others(confirm_study, confirm, log)
     finally:
         for c in children:
             c.wait()

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,46 +17,45 @@ from effnet.archsearch.config import ArchSearchConfig, data_spec, recipe_of, sto
 from effnet.archsearch.objective import score
 from effnet.archsearch.space import SearchSpace, sample
 from effnet.errors import EffnetError, describe_error
-from effnet.study.search_workers import claim, fail_dead_workers_trials
+from effnet.jobs.join import join_study
+from effnet.jobs.storage import open_storage
+from effnet.jobs.trials import (
+    MAX_RETRIES,
+    claim,
+    counted,
+    fail_dead_workers_trials,
+    run_until,
+    surplus,
+)
 from effnet.train import runfolder
 
 CONFIG_ATTR = "archsearch"  # the study's user attribute holding the config
-MAX_RETRIES = 2  # re-runs of a trial whose worker died, before it is given up
 ATTEMPTS_PER_TRIAL = 5  # the search stops after trials x this many pruned or failed tries
 RESULT_ATTRS = ("minival_top1", "test_top1", "params", "train_time_s", "epochs", "reward")
 
 
 # -- the studies ----------------------------------------------------------------------------
 def open_studies(
-    cfg: ArchSearchConfig | None, storage: Any, name: str | None
-) -> tuple[Any, Any, ArchSearchConfig]:
-    """Create or join the search (and its confirmation study); a joining worker takes the
-    config stored in it. A config that differs (other than ``trials``) is refused.
+    cfg: ArchSearchConfig | None, url: str | None, out: Path, name: str | None
+) -> tuple[Any, Any, Any, ArchSearchConfig]:
+    """(storage, study, confirmation study, config): create or join the search; a joining
+    worker takes the config stored in it. A config that differs (other than ``trials``)
+    is refused.
 
     The worker that creates the study samples with the config's seed (a search run by one
     worker is reproducible); every other worker with a seed of its own."""
+    storage = open_storage(url, out)
     study_name = name or (cfg.name if cfg else ArchSearchConfig.name)
-    stored = _stored_config(storage, study_name)
-    if stored is None and cfg is None:
-        raise EffnetError(f"no architecture search named {study_name!r} in this storage to join")
-    study = None
-    if stored is None:
-        assert cfg is not None
-        try:  # one worker wins the creation; the storage refuses the others
-            study = optuna.create_study(
-                study_name=study_name, storage=storage, sampler=make_sampler(cfg, cfg.seed),
-                directions=_directions(cfg),
-            )  # fmt: skip
-            study.set_user_attr(CONFIG_ATTR, stored_form(cfg))
-        except optuna.exceptions.DuplicatedStudyError:
-            stored = _stored_config(storage, study_name)
-    if stored is not None:
-        cfg = _agree(cfg, stored, study_name)
-        study = optuna.load_study(
-            study_name=study_name, storage=storage, sampler=make_sampler(cfg, _worker_seed(cfg))
-        )
+    attrs = None if cfg is None else {CONFIG_ATTR: stored_form(cfg)}
+    joined = join_study(storage, url, out, study_name, attrs=attrs, keys=(CONFIG_ATTR,),
+                        what="architecture search", directions=_directions(cfg))  # fmt: skip
+    stored = joined.attrs[CONFIG_ATTR]
+    cfg = _agree(cfg, stored, study_name)
+    seed = cfg.seed if joined.created else _worker_seed(cfg)
+    study = optuna.load_study(study_name=study_name, storage=storage,
+                              sampler=make_sampler(cfg, seed))  # fmt: skip
+    if stored_form(cfg) != stored:
         study.set_user_attr(CONFIG_ATTR, stored_form(cfg))  # a new trials budget
-    assert cfg is not None and study is not None
     confirm = optuna.create_study(
         study_name=f"{study_name}-confirm",
         storage=storage,
@@ -65,12 +63,12 @@ def open_studies(
         direction="maximize",
         load_if_exists=True,
     )
-    return study, confirm, cfg
+    return storage, study, confirm, cfg
 
 
-def _directions(cfg: ArchSearchConfig) -> list[str]:
+def _directions(cfg: ArchSearchConfig | None) -> list[str]:
     """The reward; or, for NSGA-II, minival top-1 and multiply-adds as two objectives."""
-    return ["maximize", "minimize"] if cfg.sampler == "nsga2" else ["maximize"]
+    return ["maximize", "minimize"] if cfg and cfg.sampler == "nsga2" else ["maximize"]
 
 
 def _agree(cfg: ArchSearchConfig | None, stored: str, study_name: str) -> ArchSearchConfig:
@@ -84,21 +82,6 @@ def _agree(cfg: ArchSearchConfig | None, stored: str, study_name: str) -> ArchSe
             "join it without options (--join), or pick another --name or --out"
         )
     return saved.replace(trials=cfg.trials)  # the budget may be raised or lowered
-
-
-def _stored_config(storage: Any, study_name: str) -> str | None:
-    existing = {s.study_name for s in optuna.get_all_study_summaries(storage)}
-    if study_name not in existing:
-        return None
-    study_id = storage.get_study_id_from_name(study_name)
-    for _ in range(50):  # a study just created by another worker gets its config next
-        attrs = storage.get_study_user_attrs(study_id)
-        if attrs:
-            break
-        time.sleep(0.1)
-    if CONFIG_ATTR not in attrs:
-        raise EffnetError(f"study {study_name!r} in this storage is not an architecture search")
-    return attrs[CONFIG_ATTR]
 
 
 def make_sampler(cfg: ArchSearchConfig, seed: int) -> Any:
@@ -120,11 +103,6 @@ def _worker_seed(cfg: ArchSearchConfig) -> int:
 def root_of(t: Any) -> int:
     """The trial whose run folder a trial trains in: itself, or the one it retries."""
     return int(t.user_attrs.get("retry_of", t.number))
-
-
-def counted(study: Any) -> list[Any]:
-    """Every trial but the surplus ones (handed out after the budget was met: not run)."""
-    return [t for t in study.get_trials(deepcopy=False) if not t.user_attrs.get("surplus")]
 
 
 def work_remains(study: Any, budget: int) -> bool:
@@ -190,17 +168,6 @@ def repair(study: Any, storage: Any) -> None:
             study.enqueue_trial(t.params, user_attrs={**keep, "retry_of": root_of(t)})
 
 
-class _Surplus(Exception):
-    """A trial handed out after the budget was met (a race between workers): not run."""
-
-
-def surplus(study: Any, trial: Any, why: str) -> None:
-    """End ``trial`` without running it (and stop this worker's optimize loop)."""
-    trial.set_user_attr("surplus", True)
-    study.stop()
-    raise _Surplus(f"trial {trial.number} not run: {why}")
-
-
 def train_once(train_fn: Any, arch: Any, data: Any, recipe: Any, run_dir: Path) -> dict:
     """The run's metrics: read back when it finished before (its worker died after
     training), else trained or resumed."""
@@ -252,7 +219,7 @@ def work(
         claim(trial)
         why = _surplus_reason(study, trial, cfg.trials)
         if why:
-            surplus(study, trial, why)
+            surplus(trial, why, study)
         root = root_of(trial)
         arch = sample(space, trial, name=f"{cfg.name}-t{root}")
         cost = count_macs(arch, *shape)
@@ -290,32 +257,6 @@ def work(
             log(f"trial {trial.number}: minival top-1 {top1:.2f}%, reward {reward:.4f}")
         return (top1, cost) if multi else reward
 
-    run_until(study, storage, run_trial, lambda: work_remains(study, cfg.trials))
+    run_until(study, run_trial, lambda: work_remains(study, cfg.trials),
+              lambda: repair(study, storage))  # fmt: skip
     return trained
-
-
-def run_until(study: Any, storage: Any, run_trial: Any, remains: Callable[[], bool]) -> None:
-    """Repair, then run trials while ``remains()``; a worker's loop over the study."""
-
-    def after(study: Any, trial: Any) -> None:
-        if not remains():
-            study.stop()
-
-    while True:
-        repair(study, storage)
-        if not remains():
-            return
-        study.optimize(run_trial, catch=(Exception,), callbacks=[after], gc_after_trial=True)
-
-
-def wait_for_others(study: Any, again: Any, log: Any = None) -> None:
-    """Until no trial of ``study`` runs elsewhere (so every worker writes the complete
-    results); trials of dead workers are failed and ``again`` retries them here."""
-    said = False
-    while any(t.state == TrialState.RUNNING for t in counted(study)):
-        if log and not said:
-            log("waiting for trials running in other workers")
-            said = True
-        time.sleep(2.0)
-        optuna.storages.fail_stale_trials(study)
-        again()

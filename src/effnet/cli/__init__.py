@@ -4,8 +4,9 @@ Each module in this package defines ``register(subparsers)``, adding its sub-com
 ``set_defaults(func=...)``; the functions take the parsed namespace and return an exit code.
 
 :func:`main` is the one error boundary: whatever goes wrong ends in one line on stderr
-naming the problem (and the file, where known) and exit status 2. ``--debug`` or
-``EFFNET_DEBUG=1`` shows the traceback instead.
+naming the problem (and the file, where known) and exit status 2; an error no input should
+cause (a ``KeyError`` in our code) is named as an internal error of that command, with how to
+report it. ``--debug`` or ``EFFNET_DEBUG=1`` shows the traceback instead.
 
 Each command imports its heavy dependencies inside its own function, so ``effnet --help``
 and the commands that do not need them start without loading ONNX Runtime, Optuna or
@@ -23,7 +24,7 @@ import traceback
 from collections.abc import Sequence
 from typing import NoReturn
 
-from effnet.errors import describe_error
+from effnet.errors import describe_error, describe_internal, is_internal
 
 DEBUG_ENV = "EFFNET_DEBUG"
 
@@ -70,6 +71,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as e:  # the one boundary: every failure becomes one line
         if _debug(args):
             traceback.print_exc()
+        elif is_internal(e):
+            print(f"effnet: {describe_internal(e, args.command)}", file=sys.stderr)
         else:
             print(f"effnet: error: {describe_error(e)}", file=sys.stderr)
         return 2

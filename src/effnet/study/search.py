@@ -32,7 +32,7 @@ from effnet.rundir import ToolFolder, safe_name
 from effnet.study.coefficients import SearchConfig, validate
 from effnet.study.runner import default_train_fn
 from effnet.study.search_report import write_outputs
-from effnet.study.search_workers import open_storage, open_study, wait_for_others, work
+from effnet.study.search_workers import open_search, wait, work
 
 
 # -- the whole search -----------------------------------------------------------------------
@@ -74,8 +74,7 @@ def _run(
     log: Any,
 ) -> Any:
 
-    st = open_storage(storage, out)
-    study, cfg = open_study(cfg, st, name)
+    st, study, cfg = open_search(cfg, storage, out, name)
     if storage is None:
         storage = str(out / "optuna.journal")
     cmd = [sys.executable, "-m", "effnet", "search-coefficients", "--join",
@@ -87,5 +86,5 @@ def _run(
     finally:
         for c in children:
             c.wait()
-    wait_for_others(cfg, study, st, out, train_fn, log)
+    wait(cfg, study, st, out, train_fn, log)
     return write_outputs(cfg, study, out)

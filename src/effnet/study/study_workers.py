@@ -37,52 +37,50 @@ from optuna.trial import TrialState
 
 from effnet.data import DataSpec
 from effnet.errors import EffnetError
+from effnet.jobs.join import join_study, study_names
+from effnet.jobs.storage import open_storage
+from effnet.jobs.trials import (
+    MAX_RETRIES,
+    SURPLUS,
+    claim,
+    fail_dead_workers_trials,
+    run_until,
+    surplus,
+    system_attrs,
+    taken,
+    wait_for_others,
+)
 from effnet.rundir import ToolFolder
 from effnet.study.report import curve, write_report
 from effnet.study.runner import Job, budget_recipe, result_row, run_path, study_jobs
-from effnet.study.search_workers import (
-    claim,
-    fail_dead_workers_trials,
-    open_storage,
-    trial_storage_id,
-)
 from effnet.study.study import Point, Study, plan
 from effnet.train import runfolder
 from effnet.train.recipe import resolve
 
-MAX_RETRIES = 2  # a job is tried at most this many times more after failing
 PARAM = "job"
+PREFIX = "study:"  # an Optuna study holding an effnet study's jobs is named PREFIX + name
 
 
-def open_study(study: Study | None, storage: Any) -> tuple[Any, Study]:
-    """Create the Optuna study named after ``study`` (and queue its jobs), or join the one
-    in ``storage``: with ``study`` None, the only study there (or the one it names)."""
-
-    names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
+def open_queue(study: Study | None, url: str | None, out: Path) -> tuple[Any, Any, Study]:
+    """(storage, Optuna study, study): create the Optuna study named after ``study``, or
+    join the one in the storage: with ``study`` None, the only study there."""
+    storage = open_storage(url, out)
     if study is None:
-        mine = [n for n in names if n.startswith("study:")]
+        mine = [n for n in study_names(storage) if n.startswith(PREFIX)]
         if len(mine) != 1:
-            found = ", ".join(n[6:] for n in mine) or "none"
+            found = ", ".join(n[len(PREFIX) :] for n in mine) or "none"
             raise EffnetError(f"give the study config: this storage holds studies {found}")
-        name = mine[0]
+        name, attrs = mine[0], None
     else:
-        name = f"study:{study.name}"
-    ostudy = optuna.create_study(study_name=name, storage=storage, load_if_exists=True)
-    saved = ostudy.user_attrs.get("config")
-    if saved is None:
-        if study is None:
-            raise EffnetError(f"study {name[6:]!r} in this storage has no config")
-        ostudy.set_user_attr("config", study.to_json(indent=None, sort_keys=True))
-    else:
-        stored = Study.from_json(saved)
-        if study is not None and study != stored:
-            raise EffnetError(
-                f"study {study.name!r} in this storage has a different config; join it "
-                "without one, or give the study another name"
-            )
-        study = stored
-    assert study is not None
-    return ostudy, study
+        name, attrs = PREFIX + study.name, {"config": study.to_json(indent=None, sort_keys=True)}
+    joined = join_study(storage, url, out, name, attrs=attrs, keys=("config",), what="study")
+    stored = Study.from_json(joined.attrs["config"])
+    if study is not None and study != stored:
+        raise EffnetError(
+            f"study {study.name!r} in this storage has a different config; join it "
+            "without one, or give the study another name"
+        )
+    return storage, joined.study, stored
 
 
 def job_table(study: Study, points: list[Point] | None = None) -> dict[str, Job]:
@@ -93,7 +91,7 @@ def job_table(study: Study, points: list[Point] | None = None) -> dict[str, Job]
 
 
 def job_of(trial: Any) -> str | None:
-    if trial.user_attrs.get("surplus"):
+    if trial.user_attrs.get(SURPLUS):
         return None
     return trial.params.get(PARAM) or trial.system_attrs.get("fixed_params", {}).get(PARAM)
 
@@ -122,22 +120,8 @@ def repair(ostudy: Any, storage: Any, ids: list[str]) -> int:
     return queued
 
 
-def _taken(ostudy: Any, trial: Any, job: str) -> bool:
-    """Another trial finished ``job``, or is running it and started first."""
-    states = (TrialState.COMPLETE, TrialState.RUNNING)
-    for t in ostudy.get_trials(deepcopy=False, states=states):
-        if t.number != trial.number and job_of(t) == job:
-            if t.state == TrialState.COMPLETE or t.number < trial.number:
-                return True
-    return False
-
-
 def _waiting(ostudy: Any) -> bool:
     return bool(ostudy.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
-
-
-class _Surplus(Exception):
-    """A queued trial whose job is already done or taken (not an attempt that failed)."""
 
 
 def work(
@@ -160,14 +144,11 @@ def work(
     def objective(trial: optuna.Trial) -> float:
         nonlocal done
         claim(trial)
-        fixed = storage.get_trial_system_attrs(trial_storage_id(storage, ostudy, trial.number))
-        if PARAM not in fixed.get("fixed_params", {}):  # not from the queue (a race)
-            trial.set_user_attr("surplus", True)
-            raise _Surplus(f"trial {trial.number}: no queued job")
+        if PARAM not in system_attrs(storage, ostudy, trial).get("fixed_params", {}):
+            surplus(trial, "no queued job", ostudy)  # not from the queue (a race)
         job = trial.suggest_categorical(PARAM, ids)
-        if _taken(ostudy, trial, job):
-            trial.set_user_attr("surplus", True)
-            raise _Surplus(f"trial {trial.number}: {job} is done or taken")
+        if taken(ostudy, trial, job, job_of):
+            surplus(trial, f"{job} is done or taken", ostudy)
         point, seed, budget = jobs[job]
         run_dir = out / "runs" / job
         if runfolder.finished(run_dir):
@@ -189,34 +170,12 @@ def work(
         return float(metrics["test_top1"])
 
     def on_fail(_: Any, trial: Any) -> None:
-        if trial.state == TrialState.FAIL and not trial.user_attrs.get("surplus"):
+        if trial.state == TrialState.FAIL and not trial.user_attrs.get(SURPLUS):
             log(f"trial {trial.number} ({job_of(trial)}) failed; it will be tried again")
 
-    while True:
-        repair(ostudy, storage, ids)
-        if not _waiting(ostudy):
-            return done
-        ostudy.optimize(objective, n_trials=1, catch=(Exception,), callbacks=[on_fail])
-
-
-def wait_and_help(
-    study: Study,
-    points: list[Point],
-    ostudy: Any,
-    storage: Any,
-    out: Path,
-    train_fn: Any,
-    log: Callable,
-) -> None:
-    """Until no job runs anywhere: take over the jobs of workers that die meanwhile."""
-    said = False
-    while ostudy.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if not said:
-            log("waiting for the runs of other workers")
-            said = True
-        time.sleep(2.0)
-        optuna.storages.fail_stale_trials(ostudy)  # RDB heartbeats; journals: dead pids
-        work(study, points, ostudy, storage, out, train_fn, log)
+    run_until(ostudy, objective, lambda: _waiting(ostudy), lambda: repair(ostudy, storage, ids),
+              on_fail)  # fmt: skip
+    return done
 
 
 def rows_of(ostudy: Any, study: Study, points: list[Point]) -> list[dict[str, Any]]:
@@ -265,8 +224,7 @@ def run_workers(
         )
     folder = ToolFolder(out, "study").open_shared()
     try:
-        st = open_storage(url, out)
-        ostudy, study = open_study(study, st)
+        st, ostudy, study = open_queue(study, url, out)
         points = plan(study)
         if report_only:
             return report(study, points, ostudy, out)
@@ -280,7 +238,7 @@ def run_workers(
         finally:
             for c in children:
                 c.wait()
-        wait_and_help(study, points, ostudy, st, out, train_fn, log)
+        wait_for_others(ostudy, lambda: work(study, points, ostudy, st, out, train_fn, log), log)
         rows, complete = report(study, points, ostudy, out)
         log(f"study {study.name}: this worker trained {n} run(s); "
             f"{len(rows)} of {len(job_table(study, points))} done")  # fmt: skip
