@@ -29,7 +29,9 @@ from effnet.errors import EffnetError
 from effnet.jobs import join
 from effnet.jobs.join import join_study
 from effnet.jobs.storage import creation_lock, open_storage
+from effnet.jobs.trials import taken
 from effnet.study.coefficients import candidate_id, grid
+from effnet.study.search_workers import candidate_of, grid_order, grid_sampler
 from effnet.study.study_workers import job_table
 
 POSTGRES = os.environ.get("EFFNET_TEST_POSTGRES_URL")
@@ -169,6 +171,31 @@ def test_architecture_search_half_created(tmp_path, fake_env, capsys, monkeypatc
     assert main(["search-architecture", str(cfg_path), *argv]) == 0, capsys.readouterr().err
     done = optuna.load_study(study_name="tiny", storage=open_storage(journal, tmp_path))
     assert sum(t.state == optuna.trial.TrialState.COMPLETE for t in done.trials) == 2
+
+
+# -- a trial's candidate before it is chosen ------------------------------------------------
+def test_a_trial_not_yet_chosen_is_known_by_the_candidate_its_grid_id_gets():
+    """The grid sampler shuffles its grid: grid id i is not the i-th candidate. A trial that
+    has its grid id but not yet its parameter (the window between the sampler's
+    ``before_trial`` and ``suggest_categorical``) must be known by the candidate it will
+    get, else a later trial with that candidate runs beside it (the stress test once saw a
+    candidate completed twice)."""
+    ids = [candidate_id(*c) for c in grid(0.2, 0.15)]
+    order = grid_order(ids, seed=0)
+    assert sorted(order) == sorted(ids) and order != ids  # a permutation, not the identity
+    study = optuna.create_study(sampler=grid_sampler(ids, 0))
+    asked = [study.ask() for _ in ids]  # each has a grid id, none a parameter yet
+    frozen = study.get_trials(deepcopy=False)
+    before = [candidate_of(t, order) for t in frozen]
+    chosen = [t.suggest_categorical("candidate", ids) for t in asked]
+    assert before == chosen
+    late = study.ask()  # the grid is exhausted: a duplicate of a running trial
+    cid = late.suggest_categorical("candidate", ids)
+    last = study.get_trials(deepcopy=False)[-1]
+    key_of = lambda t: candidate_of(t, order)  # noqa: E731
+    assert taken(study, last, cid, key_of)  # an earlier running trial holds it
+    first = frozen[chosen.index(cid)]
+    assert not taken(study, first, cid, key_of)  # the earliest one runs
 
 
 # -- stress: many workers at one instant ----------------------------------------------------

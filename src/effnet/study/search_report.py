@@ -15,7 +15,7 @@ from effnet.registry import get_arch
 from effnet.scaling import constraint, scale_phi
 from effnet.study.coefficients import PAPER, SearchConfig, candidate_id, parse_candidate
 from effnet.study.report import to_csv
-from effnet.study.search_workers import candidate_of
+from effnet.study.search_workers import candidate_of, grid_order
 
 
 @dataclass(frozen=True)
@@ -29,11 +29,12 @@ class SearchResult:
 def collect(study: Any) -> list[dict[str, Any]]:
     """One row per candidate from its counted trial (complete or pruned), best first."""
 
-    ids = list(study.user_attrs["candidates"])
+    seed = SearchConfig.from_json(study.user_attrs["config"]).seed
+    grid = grid_order(list(study.user_attrs["candidates"]), seed)
     rows: dict[str, dict[str, Any]] = {}
     failed: dict[str, int] = {}
     for t in study.get_trials(deepcopy=False):
-        cid = candidate_of(t, ids)
+        cid = candidate_of(t, grid)
         if cid is None:
             continue
         if t.state == TrialState.FAIL:

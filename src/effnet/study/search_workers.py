@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import optuna
@@ -47,10 +48,10 @@ def requeue(study: Any, trial: Any) -> None:
     params, dists = dict(trial.params), dict(trial.distributions)
     if "candidate" not in params:  # failed before choosing: take the grid's choice
         ids = list(study.user_attrs["candidates"])
-        gid = trial.system_attrs.get("grid_id")
-        if gid is None or gid >= len(ids):
+        cid = candidate_of(trial, grid_order(ids, config.get("seed", 0)))
+        if cid is None:
             return
-        params = {"candidate": ids[gid]}
+        params = {"candidate": cid}
         dists = {"candidate": optuna.distributions.CategoricalDistribution(ids)}
     attrs = {**trial.system_attrs, "failed_trial": history[0], "retry_history": history}
     attrs["fixed_params"] = params
@@ -83,15 +84,35 @@ def open_search(
             f"search {study_name!r} in this storage has a different config; "
             "join it without options or pick another --name"
         )
-    ids = list(joined.attrs["candidates"])
-    sampler = optuna.samplers.GridSampler({"candidate": ids}, seed=saved.seed)
+    sampler = grid_sampler(list(joined.attrs["candidates"]), saved.seed)
     pruner = optuna.pruners.PercentilePruner(25.0, n_startup_trials=4, n_warmup_steps=0)
     study = optuna.load_study(study_name=study_name, storage=storage, sampler=sampler,
                               pruner=pruner)  # fmt: skip
     return storage, study, saved
 
 
-def repair(study: Any, storage: Any, ids: list[str], max_retries: int) -> int:
+def grid_sampler(ids: list[str], seed: int) -> optuna.samplers.GridSampler:
+    return optuna.samplers.GridSampler({"candidate": ids}, seed=seed)
+
+
+def grid_order(ids: list[str], seed: int) -> list[str]:
+    """The candidate of each grid id, as the search's sampler assigns them: Optuna's
+    GridSampler shuffles its grid by the seed, so grid id i is not ``ids[i]``. Asked of
+    the sampler itself (its public ``sample_independent`` reads only the grid id)."""
+    sampler = grid_sampler(ids, seed)
+    dist = optuna.distributions.CategoricalDistribution(ids)
+    return [
+        sampler.sample_independent(
+            None,
+            SimpleNamespace(system_attrs={"grid_id": i}),  # type: ignore[arg-type]
+            "candidate",
+            dist,
+        )  # fmt: skip
+        for i in range(len(ids))
+    ]
+
+
+def repair(study: Any, storage: Any, order: list[str], max_retries: int) -> int:
     """Fail trials left RUNNING by dead workers on this host, and re-queue every candidate
     that has only failed attempts (fewer than ``max_retries`` + 1) and none pending.
 
@@ -101,8 +122,8 @@ def repair(study: Any, storage: Any, ids: list[str], max_retries: int) -> int:
     fail_dead_workers_trials(study, storage)
     trials = study.get_trials(deepcopy=False)
     n = 0
-    for cid in ids:
-        mine = [t for t in trials if candidate_of(t, ids) == cid]
+    for cid in order:
+        mine = [t for t in trials if candidate_of(t, order) == cid]
         if any(t.state != TrialState.FAIL for t in mine) or not mine:
             continue
         if len(mine) <= max_retries:
@@ -111,23 +132,25 @@ def repair(study: Any, storage: Any, ids: list[str], max_retries: int) -> int:
     return n
 
 
-def candidate_of(trial: Any, ids: list[str]) -> str | None:
+def candidate_of(trial: Any, order: list[str]) -> str | None:
+    """A trial's candidate: its parameter once chosen, before that its grid id's
+    (``order``: :func:`grid_order`); None for a surplus trial."""
     if trial.user_attrs.get(SURPLUS):
         return None
     if "candidate" in trial.params:
         return trial.params["candidate"]
     gid = trial.system_attrs.get("grid_id")
-    return ids[gid] if gid is not None and gid < len(ids) else None
+    return order[gid] if gid is not None and gid < len(order) else None
 
 
-def work_remains(study: Any, ids: list[str]) -> bool:
+def work_remains(study: Any, order: list[str]) -> bool:
     """A retry is queued, or some candidate has no trial yet."""
 
     trials = study.get_trials(deepcopy=False)
     if any(t.state == TrialState.WAITING for t in trials):
         return True
-    seen = {candidate_of(t, ids) for t in trials}
-    return any(cid not in seen for cid in ids)
+    seen = {candidate_of(t, order) for t in trials}
+    return any(cid not in seen for cid in order)
 
 
 def work(
@@ -136,6 +159,7 @@ def work(
     """Evaluate candidates until the grid is done; returns how many this worker trained."""
 
     ids = list(study.user_attrs["candidates"])
+    order = grid_order(ids, cfg.seed)  # candidate_of: the grid id's candidate
     done = 0
 
     def objective(trial: optuna.Trial) -> float:
@@ -143,7 +167,7 @@ def work(
         claim(trial)
         retry = "retry_history" in system_attrs(storage, study, trial)
         cid = trial.suggest_categorical("candidate", ids)
-        if taken(study, trial, cid, lambda t: candidate_of(t, ids)):
+        if taken(study, trial, cid, lambda t: candidate_of(t, order)):
             surplus(trial, f"{cid} is taken by another trial", study)
         a, b, g = parse_candidate(cid)
         for k, v in (("alpha", a), ("beta", b), ("gamma", g)):
@@ -160,8 +184,8 @@ def work(
         if trial.state == TrialState.FAIL:
             requeue(study, trial)
 
-    run_until(study, objective, lambda: work_remains(study, ids),
-              lambda: repair(study, storage, ids, cfg.max_retries), after)  # fmt: skip
+    run_until(study, objective, lambda: work_remains(study, order),
+              lambda: repair(study, storage, order, cfg.max_retries), after)  # fmt: skip
     return done
 
 
