@@ -17,6 +17,15 @@ os.environ["EFFNET_FASHION_MNIST_DIR"] = str(FASHION_MNIST_SLICE)
 # else runs on a 2-core machine it spin-waits (measured: the L2 forward/backward took 0.5 s
 # on one thread, 5.4 s on two beside another job). Tests that need more threads set them.
 torch.set_num_threads(1)
+# No test reaches the hub or reads the user's caches: the hub tests build their own cache
+# or serve one on 127.0.0.1 (tests/hubfake.py) and say so; set before huggingface_hub
+# is imported, which reads these once.
+_CACHES = Path(os.environ.get("TMPDIR", "/tmp")) / f"effnet-test-caches-{os.getpid()}"
+os.environ["HF_HOME"] = str(_CACHES / "hf")
+os.environ["HF_HUB_CACHE"] = str(_CACHES / "hf" / "hub")
+os.environ["TORCH_HOME"] = str(_CACHES / "torch")
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ.pop("HF_ENDPOINT", None)
 # ... and training, which otherwise picks the cores other processes leave free
 os.environ["EFFNET_THREADS"] = "1"
 

@@ -12,7 +12,8 @@ from effnet.profile import activation_bytes
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 TINY = {f"efficientnet_{v}": 32 for v in ("b5", "b6", "b7", "b8", "l2")}
-HUGE = {"efficientnet_b8", "efficientnet_l2"}  # 87M and 480M parameters: seconds to initialise
+HUGE = {"efficientnet_b8", "efficientnet_l2", "efficientnetv2_m", "efficientnetv2_l"}  # 54M-480M
+# parameters: seconds to initialise
 
 
 # tf_efficientnet_* are the efficientnet_* architectures with "same" padding: one suffices

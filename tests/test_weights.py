@@ -138,13 +138,26 @@ def test_grayscale_model_adapts_the_rgb_stem():
 
 
 @settings(max_examples=25, deadline=None)
-@given(in_chans=st.integers(1, 8), seed=st.integers(0, 1000))
-def test_adapted_stem_sees_a_repeated_image_as_rgb(in_chans, seed):
+@given(k=st.integers(1, 4), seed=st.integers(0, 1000))
+def test_adapted_stem_sees_a_repeated_image_as_rgb(k, seed):
+    """timm's rule: a grey image on a 1-channel stem, and an RGB image repeated k times on
+    a 3k-channel stem, get the RGB stem's response."""
     g = torch.Generator().manual_seed(seed)
-    w, img = torch.randn(4, 3, 3, 3, generator=g), torch.randn(1, 1, 5, 5, generator=g)
+    w, img = torch.randn(4, 3, 3, 3, generator=g), torch.randn(1, 3, 5, 5, generator=g)
     conv = torch.nn.functional.conv2d
-    same = conv(img.expand(-1, in_chans, -1, -1), adapt_stem(w, in_chans))
-    assert torch.allclose(same, conv(img.expand(-1, 3, -1, -1), w), atol=1e-4)
+    rgb = conv(img, w)
+    assert torch.allclose(conv(img.repeat(1, k, 1, 1), adapt_stem(w, 3 * k)), rgb, atol=1e-4)
+    grey = img[:, :1]
+    assert torch.allclose(conv(grey, adapt_stem(w, 1)), conv(grey.expand(-1, 3, -1, -1), w),
+                          atol=1e-4)  # fmt: skip
+
+
+def test_adapted_stem_matches_timms_adapt_input_conv():
+    """timm 1.0's adapt_input_conv for in_chans 2 and 5 (its formula, values from the
+    reference env): channels repeated cyclically, scaled by 3 / in_chans."""
+    w = torch.arange(1.0, 4.0).view(1, 3, 1, 1)  # R=1, G=2, B=3
+    assert adapt_stem(w, 2).flatten().tolist() == [1.5, 3.0]
+    assert adapt_stem(w, 5).flatten().tolist() == pytest.approx([0.6, 1.2, 1.8, 0.6, 1.2])
 
 
 # -- mismatches name the first tensor --------------------------------------------------------

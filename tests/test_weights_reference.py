@@ -26,7 +26,10 @@ MODELS = (
     [f"timm/efficientnet_b{i}" for i in range(8)]
     + [f"timm/tf_efficientnet_b{i}" for i in range(8)]
     + [f"torchvision/efficientnet_b{i}" for i in range(8)]
+    + [f"timm/tf_efficientnetv2_{s}" for s in "sml"]
+    + [f"torchvision/efficientnet_v2_{s}" for s in "sml"]
 )
+OURS = {f"efficientnet_v2_{s}": f"efficientnetv2_{s}" for s in "sml"}  # torchvision's names
 
 pytestmark = [
     pytest.mark.reference,
@@ -52,7 +55,7 @@ def test_full_size_outputs_match_reference(workdir, spec):
     cmd = [str(REFERENCE / "bin" / "python"), str(TOOL), "full", str(workdir), str(RES), spec]
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     weights = workdir / f"{source}_{name}.safetensors"
-    model = create_model(name, pretrained=weights).eval()
+    model = create_model(OURS.get(name, name), pretrained=weights).eval()
     io, _ = read_safetensors(workdir / f"{source}_{name}.io.safetensors")
     weights.unlink()
     with torch.no_grad():

@@ -30,7 +30,6 @@ from effnet.errors import EffnetError
 from effnet.export import deploy_form, torch_onnx_export
 from effnet.hub import create_model
 from effnet.images import Preprocess, load_batch
-from effnet.weights import from_pretrained
 
 Backend = Literal["auto", "onnxruntime", "torch", "eager"]
 BACKENDS = ("auto", "onnxruntime", "torch", "eager")
@@ -55,25 +54,26 @@ def load_model(
     in_chans: int | None = None,
     **overrides: Any,
 ) -> nn.Module:
-    """A model from a saved directory (config.json), or a name / arch JSON (+ weights file).
+    """Any model ``effnet.resolve`` takes (a saved model or run folder, a name, a published
+    ``NAME.TAG`` or ``hf-hub:`` repository, an architecture JSON), in eval mode.
 
-    A directory with ``config.json`` is ours (``effnet.weights.from_pretrained``); anything
-    else goes to ``create_model`` with ``pretrained=weights``. The model is in eval mode.
+    A published name or repository comes with its weights; a bare name or an architecture
+    with ``weights`` (a local file), else random. A folder is a whole model: ``weights``
+    and scaling options do not apply to it.
     """
-    p = Path(model_or_dir)
-    if p.is_dir() and (p / "config.json").is_file():
-        if weights is not None or overrides:
-            raise EffnetError(f"{p} is a saved model; --weights and scaling options do not apply")
+    from effnet.pretrained import split_name
+    from effnet.resolve import HUB
 
-        model = from_pretrained(p)
-    else:
-        model = create_model(
-            str(model_or_dir),
-            num_classes=1000 if num_classes is None else num_classes,
-            in_chans=3 if in_chans is None else in_chans,
-            pretrained=weights,
-            **overrides,
-        )
+    text = str(model_or_dir)
+    p = Path(text)
+    if (p.is_dir() or p.name == "config.json") and (weights is not None or overrides):
+        raise EffnetError(f"{p} is a saved model; --weights and scaling options do not apply")
+    published = text.startswith(HUB) or (not p.exists() and split_name(text)[1] is not None)
+    pretrained: bool | str | Path | None = weights
+    if weights is None and published:
+        pretrained = True
+    model = create_model(text, pretrained=pretrained, num_classes=num_classes,
+                         in_chans=in_chans, **overrides)  # fmt: skip
     return model.eval()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import torch
@@ -30,6 +31,7 @@ class Network(nn.Module):
         num_classes: int = 1000,
         in_chans: int = 3,
         features_only: bool = False,
+        out_indices: Sequence[int] | None = None,
     ) -> None:
         super().__init__()
         if num_classes < 0 or in_chans < 1:
@@ -71,7 +73,19 @@ class Network(nn.Module):
         self.classifier = (
             nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
         )
-        self.feature_info = self._feature_info()
+        levels = self._feature_info()
+        if out_indices is None:
+            out_indices = range(len(levels))
+        out_indices = tuple(int(i) for i in out_indices)
+        bad = [i for i in out_indices if not -len(levels) <= i < len(levels)]
+        if bad or not out_indices:
+            raise EffnetError(
+                f"out_indices {list(out_indices)}: {arch.name} has {len(levels)} feature levels "
+                f"(0..{len(levels) - 1}, strides {', '.join(str(f['reduction']) for f in levels)})"
+            )
+        self.out_indices = tuple(i % len(levels) for i in out_indices)
+        self.feature_info = FeatureInfo([levels[i] for i in self.out_indices])
+        self.pretrained_cfg: dict[str, Any] = arch_cfg(arch, num_classes, in_chans)
         init_weights(self)
 
     # -- structure ------------------------------------------------------------------------
@@ -84,23 +98,33 @@ class Network(nn.Module):
         chs = self.arch.stem.out_channels
         for i, s in enumerate(self.arch.stages):
             if s.stride > 1 and i > 0:
-                info.append(dict(stage=i - 1, num_chs=chs, reduction=stride))
+                info.append(dict(stage=i - 1, num_chs=chs, reduction=stride,
+                                 module=f"blocks.{i - 1}"))  # fmt: skip
             if s.stride > 1:
                 stride *= s.stride
             chs = s.out_channels
-        info.append(dict(stage=len(self.arch.stages) - 1, num_chs=chs, reduction=stride))
+        last = len(self.arch.stages) - 1
+        info.append(dict(stage=last, num_chs=chs, reduction=stride, module=f"blocks.{last}"))
         if self.arch.stages[0].stride > 1:  # the stem's map is the first pyramid level
             info.insert(0, dict(stage=-1, num_chs=self.arch.stem.out_channels,
-                                reduction=self.arch.stem.stride))  # fmt: skip
+                                reduction=self.arch.stem.stride, module="act1"))  # fmt: skip
         return info
 
     def set_grad_checkpointing(self, enable: bool = True) -> None:
         """Recompute each stage's activations in backward instead of storing them."""
         self.grad_checkpointing = enable
 
+    @property
+    def default_cfg(self) -> dict[str, Any]:  # timm's older name
+        return self.pretrained_cfg
+
+    def get_classifier(self) -> nn.Module:
+        return self.classifier
+
     def reset_classifier(self, num_classes: int) -> None:
         """Replace the classifier for ``num_classes`` outputs (0: return pooled features)."""
         self.num_classes = num_classes
+        self.pretrained_cfg = {**self.pretrained_cfg, "num_classes": num_classes}
         self.classifier = (
             nn.Linear(self.num_features, num_classes) if num_classes else nn.Identity()
         )
@@ -162,8 +186,37 @@ class Network(nn.Module):
         return self.forward_head(self.forward_features(x))
 
 
+class FeatureInfo(list):
+    """The feature levels a model returns (dicts of ``num_chs``, ``reduction``, ``module``),
+    with timm's accessors."""
+
+    def channels(self) -> list[int]:
+        return [f["num_chs"] for f in self]
+
+    def reduction(self) -> list[int]:
+        return [f["reduction"] for f in self]
+
+    def module_name(self) -> list[str]:
+        return [f["module"] for f in self]
+
+
+def arch_cfg(arch: Architecture, num_classes: int, in_chans: int = 3) -> dict[str, Any]:
+    """timm's ``pretrained_cfg`` of a model without published weights: its own
+    preprocessing (the architecture's eval transform)."""
+    return dict(
+        architecture=arch.name, tag=None, input_size=(in_chans, arch.resolution, arch.resolution),
+        interpolation=arch.interpolation, crop_pct=arch.crop_pct, crop_mode="center",
+        mean=tuple(arch.mean), std=tuple(arch.std), num_classes=num_classes,
+        first_conv="conv_stem", classifier="classifier",
+    )  # fmt: skip
+
+
 def build(
-    arch: Architecture, num_classes: int = 1000, in_chans: int = 3, features_only: bool = False
+    arch: Architecture,
+    num_classes: int = 1000,
+    in_chans: int = 3,
+    features_only: bool = False,
+    out_indices: Sequence[int] | None = None,
 ) -> Network:
     """The nn.Module for ``arch`` (weights initialised as in the official code).
 
@@ -171,4 +224,5 @@ def build(
     """
 
     check_build(arch, num_classes, in_chans)
-    return Network(arch, num_classes=num_classes, in_chans=in_chans, features_only=features_only)
+    return Network(arch, num_classes=num_classes, in_chans=in_chans,
+                   features_only=features_only, out_indices=out_indices)  # fmt: skip

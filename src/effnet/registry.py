@@ -5,7 +5,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import fnmatch
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +25,24 @@ ARCHITECTURES: dict[str, Callable[[], Architecture]] = {
 
 # fields of Architecture that get_arch (and so create_model) accept as overrides
 _ARCH_FIELDS = {"resolution", "dropout", "drop_path", "activation", "padding", "norm"}
-_SCALE_KEYS = {"depth", "width", "resolution_mult", "phi", "alpha", "beta", "gamma"}
+SCALE_KEYS = {"depth", "width", "resolution_mult", "phi", "alpha", "beta", "gamma"}
 
 
-def list_models() -> list[str]:
-    return list(ARCHITECTURES)
+def list_models(
+    filter: str | Sequence[str] = "", pretrained: bool = False, exclude_filters: str = ""
+) -> list[str]:
+    """Names effnet builds matching the shell-style ``filter`` (timm's ``list_models``);
+    ``pretrained=True``: the ``architecture.tag`` of each published weight instead (sorted;
+    architectures keep the registry's order, family by family)."""
+    from effnet.pretrained.table import list_pretrained
+
+    names = list_pretrained() if pretrained else list(ARCHITECTURES)
+    patterns = [filter] if isinstance(filter, str) else list(filter)
+    patterns = [p for p in patterns if p] or ["*"]
+    out = [n for n in names if any(fnmatch.fnmatchcase(n, p) for p in patterns)]
+    if exclude_filters:
+        out = [n for n in out if not fnmatch.fnmatchcase(n, exclude_filters)]
+    return out
 
 
 def get_arch(name_or_path: str | Path | Architecture, **overrides: Any) -> Architecture:
@@ -47,10 +61,10 @@ def get_arch(name_or_path: str | Path | Architecture, **overrides: Any) -> Archi
     else:
         known = ", ".join(ARCHITECTURES)
         raise EffnetError(f"unknown model {str(name_or_path)!r} (known: {known}; or an arch .json)")
-    unknown = set(overrides) - _ARCH_FIELDS - _SCALE_KEYS
+    unknown = set(overrides) - _ARCH_FIELDS - SCALE_KEYS
     if unknown:
         raise EffnetError(f"unknown model option(s): {', '.join(sorted(unknown))}")
-    s = {k: overrides.pop(k) for k in list(overrides) if k in _SCALE_KEYS}
+    s = {k: overrides.pop(k) for k in list(overrides) if k in SCALE_KEYS}
     if s.get("phi") is not None:
         coef = (s.get("alpha") or ALPHA, s.get("beta") or BETA, s.get("gamma") or GAMMA)
         arch = scale_phi(arch, float(s["phi"]), *coef)

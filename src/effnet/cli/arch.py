@@ -40,6 +40,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="B0-B8 and L2's released coefficients beside alpha^phi, beta^phi, gamma^phi",
     )
+    p.add_argument("--pretrained", action="store_true",
+                   help="list the published weights (NAME.TAG) with their preprocessing")  # fmt: skip
+    p.add_argument("filter", nargs="?", help="with --pretrained: a shell pattern ('*lite*')")
     p.set_defaults(func=cmd_models)
 
     p = sub.add_parser("describe", help="print an architecture as the paper's Table 1")
@@ -100,6 +103,8 @@ def _milliseconds(text: str) -> float:
 def cmd_models(args: argparse.Namespace) -> int:
     if args.formula:
         return _formula(args)
+    if args.pretrained:
+        return _pretrained(args)
     rows = family_table(list_models())
     if args.json:
         print_json(rows)
@@ -112,6 +117,28 @@ def cmd_models(args: argparse.Namespace) -> int:
         print(
             f"| {r['model']} | {r['width']:.2g} | {r['depth']:.2g} | {r['resolution']} | "
             f"{r['dropout']:.1f} | {r['params'] / 1e6:.2f}M | {r['macs'] / 1e9:.3g}B | {paper} |"
+        )
+    return 0
+
+
+def _pretrained(args: argparse.Namespace) -> int:
+    """Every published tag effnet loads, with its source, eval size and published top-1."""
+    from effnet.pretrained import all_tags, list_pretrained
+
+    tags = all_tags()
+    rows = [tags[n].to_dict() | {"name": n, "default": tags[n].default}
+            for n in list_pretrained(args.filter or "*")]  # fmt: skip
+    if args.json:
+        print_json(rows)
+        return 0
+    print("| name | default | weights | input | crop_pct | interpolation | top-1 |")
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        where = r["hf_hub_id"] and f"hf-hub:{r['hf_hub_id']}" or r["torchvision"]
+        top1 = f"{r['top1']:.2f}% @ {r['top1_size']}" if r["top1"] is not None else "-"
+        print(
+            f"| {r['name']} | {'yes' if r['default'] else ''} | {where} | "
+            f"{r['input_size'][-1]} | {r['crop_pct']} | {r['interpolation']} | {top1} |"
         )
     return 0
 

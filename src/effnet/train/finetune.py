@@ -30,7 +30,8 @@ from effnet.arch import PREPROCESSING_FIELDS, Architecture
 from effnet.errors import EffnetError
 from effnet.record import Record
 from effnet.registry import get_arch
-from effnet.weights.format import CONFIG, config_architecture, is_effnet_config, read_config
+from effnet.resolve import HUB, resolve
+from effnet.weights.format import CONFIG, read_config
 from effnet.weights.load import load_pretrained
 
 HEAD = ("classifier",)  # the part a fine-tuning run replaces; the rest is the backbone
@@ -46,20 +47,38 @@ class Init(Record):
 
     path: str  # absolute path of the model folder or checkpoint file
     source: str = "auto"  # auto | effnet | timm | torchvision | efficientnet_pytorch
+    name: str | None = None  # the NAME.TAG or hf-hub: id the weights are published as
 
     KIND: ClassVar[str] = "init"
 
 
 def as_init(init: str | Path | Init | None) -> Init | None:
-    """``init`` as a record with an absolute path (a run folder means its ``model/``)."""
+    """``init`` as a record with an absolute path (a run folder means its ``model/``); a
+    published name (``efficientnet_b0.ra_in1k``, ``hf-hub:timm/...``) is downloaded into
+    the standard cache first."""
     if init is None or isinstance(init, Init):
         return init
     p = Path(init).expanduser()
+    if not p.exists() and is_published(str(init)):
+        return _published(str(init))
     if not p.exists():
         raise EffnetError(f"init weights not found: {p}")
     if _folder_config(p) is None and (p / "model" / "config.json").is_file():
         p = p / "model"  # a run folder: its exported best model
     return Init(str(p.resolve()))
+
+
+def is_published(text: str) -> bool:
+    from effnet.pretrained import split_name
+    from effnet.registry import ARCHITECTURES
+
+    return text.startswith(HUB) or split_name(text)[0] in ARCHITECTURES
+
+
+def _published(name: str) -> Init:
+    r = resolve(name, pretrained=True)
+    assert r.weights is not None  # pretrained=True resolves weights or raises
+    return Init(str(r.weights.absolute()), source=r.source, name=name)
 
 
 def saved_init(config: dict[str, Any]) -> Init | None:
@@ -100,31 +119,26 @@ def _folder_config(path: Path) -> dict[str, Any] | None:
 def init_architecture(model: Any, init: Init, overrides: dict[str, Any]) -> Architecture:
     """The architecture to fine-tune: ``model`` when named, else the one the init describes.
 
-    Our folders describe theirs (and a timm hub folder names it); a bare state dict does
-    not, so it needs ``model``. The init folder's preprocessing replaces the architecture's,
-    except the resolution when ``overrides`` set one.
+    Our folders describe theirs, a timm hub folder or repository names it, a published
+    name is one; a bare state dict does not, so it needs ``model``. The init's
+    preprocessing (its config's, or its tag's) replaces the architecture's, except the
+    resolution when ``overrides`` set one.
     """
 
     path = Path(init.path)
-    config = _folder_config(path)
-    ours = config is not None and is_effnet_config(config)
-    if model is not None:
-        arch = get_arch(model, **overrides)
-    elif ours:
-        arch = get_arch(config_architecture(config, str(path / "config.json")), **overrides)
-    elif config is not None and isinstance(config.get("architecture"), str):
-        arch = get_arch(config["architecture"], **overrides)
-    else:
+    described = init.name if init.name else path if _folder_config(path) is not None else None
+    if described is None and model is None:
         raise EffnetError(
             f"init weights {path} do not say their architecture: name the model "
             f"(e.g. effnet train efficientnet_b0 --init {path})"
         )
-    if not ours:
+    r = resolve(described, **({} if model is not None else overrides)) if described else None
+    arch = get_arch(model, **overrides) if model is not None else r.arch  # type: ignore[union-attr]
+    if r is None:
         return arch
-    saved = config_architecture(config, str(path / "config.json"))
-    keep = {k: getattr(saved, k) for k in PREPROCESSING}
+    keep = {k: getattr(r.arch, k) for k in PREPROCESSING}
     if not any(overrides.get(k) is not None for k in RESOLUTION_KEYS):
-        keep["resolution"] = saved.resolution
+        keep["resolution"] = r.arch.resolution
     return arch.replace(**keep)
 
 
@@ -135,6 +149,8 @@ def load_init(net: nn.Module, init: Init) -> dict[str, Any]:
     does not fit. An RGB (or grayscale) stem is adapted to the data's channels.
     """
 
+    if init.name and not Path(init.path).exists():  # the cache was cleared since: again
+        init = _published(init.name)
     try:
         loaded = load_pretrained(net, init.path, source=init.source, head=False)  # type: ignore[arg-type]
     except EffnetError as e:

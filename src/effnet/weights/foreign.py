@@ -31,7 +31,7 @@ from typing import Literal
 import torch
 from torch import nn
 
-from effnet.arch import Norm, Padding
+from effnet.arch import Block, Norm, Padding
 from effnet.errors import EffnetError
 from effnet.registry import ARCHITECTURES
 from effnet.weights.efficientnet_pytorch import is_efficientnet_pytorch, map_efficientnet_pytorch
@@ -109,6 +109,26 @@ def map_timm(sd: dict[str, torch.Tensor], target: dict[str, torch.Tensor]) -> Ma
     return out
 
 
+def timm_names(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Our state dict in timm's names (the inverse of :func:`map_timm`): an MBConv without
+    expansion (conv_dw, bn2, se, conv_pwl, bn3) is timm's DepthwiseSeparableConv (conv_dw,
+    bn1, se, conv_pw, bn2); every other name is already timm's."""
+    inverse = {v: k for k, v in TIMM_DS_RENAMES.items()}
+    ds = set()
+    for k in sd:
+        m = re.match(r"(blocks\.\d+\.\d+\.)conv_pwl\.weight$", k)
+        if m and m.group(1) + "conv_pw.weight" not in sd and m.group(1) + "conv_dw.weight" in sd:
+            ds.add(m.group(1))
+    out = {}
+    for key, t in sd.items():
+        m = re.match(r"(blocks\.\d+\.\d+\.)([a-z_0-9]+)(\..+)$", key)
+        if m and m.group(1) in ds and m.group(2) in inverse:
+            out[m.group(1) + inverse[m.group(2)] + m.group(3)] = t
+        else:
+            out[key] = t
+    return out
+
+
 def _torchvision_roles(parts: list[int], se_part: int | None) -> dict[int, str]:
     """Role of each numbered part of a torchvision MBConv: [pw], dw, [se], pwl."""
     convs = [p for p in parts if p != se_part]
@@ -119,7 +139,19 @@ def _torchvision_roles(parts: list[int], se_part: int | None) -> dict[int, str]:
     return roles
 
 
-TV_CONV = {"pw": ("conv_pw", "bn1"), "dw": ("conv_dw", "bn2"), "pwl": ("conv_pwl", "bn3")}
+TV_CONV = {
+    **{"pw": ("conv_pw", "bn1"), "dw": ("conv_dw", "bn2"), "pwl": ("conv_pwl", "bn3")},
+    **{"conv": ("conv", "bn1"), "exp": ("conv_exp", "bn1"), "fpwl": ("conv_pwl", "bn2")},
+}  # MBConv parts; Fused-MBConv parts
+
+
+def _torchvision_fused(sd: dict[str, torch.Tensor], b: tuple[int, int], parts: set[int]) -> bool:
+    """A Fused-MBConv (EfficientNetV2): no SE, and its first conv is a full (not depthwise)
+    3x3; its parts are [expand 3x3], project 1x1, or one 3x3 conv when expand is 1."""
+    first = sd.get(f"features.{b[0]}.{b[1]}.block.0.0.weight")
+    return first is not None and first.ndim == 4 and first.shape[1] > 1 and len(parts) <= 2
+
+
 TV_SE = {"fc1": "se.conv_reduce", "fc2": "se.conv_expand"}
 
 
@@ -139,7 +171,12 @@ def map_torchvision(sd: dict[str, torch.Tensor]) -> Mapped:
             parts[b].add(int(m.group(3)))
             if m.group(4).startswith("fc1."):
                 se_part[b] = int(m.group(3))
-    roles = {b: _torchvision_roles(sorted(p), se_part.get(b)) for b, p in parts.items()}
+    roles = {
+        b: ({0: "conv"} if len(p) == 1 else {0: "exp", 1: "fpwl"})
+        if b not in se_part and _torchvision_fused(sd, b, p)
+        else _torchvision_roles(sorted(p), se_part.get(b))
+        for b, p in parts.items()
+    }
     out: Mapped = {}
     for key, t in sd.items():
         out[_torchvision_name(key, last, block_re, roles)] = (key, t)
@@ -177,6 +214,8 @@ def source_eps(source: str, model: nn.Module, sd: dict[str, torch.Tensor]) -> fl
     if source == "efficientnet_pytorch":
         return TF_EPS
     if source == "torchvision":
+        if any(st.block is Block.FUSED_MBCONV for st in model.arch.stages):
+            return TF_EPS  # torchvision's EfficientNetV2 uses 1e-3 throughout
         heads = [k for k in sd if re.match(r"features\.\d+\.0\.weight$", k)]
         last = max(heads, key=lambda k: int(k.split(".")[1]), default=None)
         width = sd[last].shape[0] if last else 0
@@ -196,16 +235,18 @@ def set_eps(model: nn.Module, eps: float) -> None:
 
 # -- checking and loading ---------------------------------------------------------------------
 def adapt_stem(weight: torch.Tensor, in_chans: int) -> torch.Tensor:
-    """Stem weights for ``in_chans`` inputs: the sum over the checkpoint's input channels
-    (RGB, or one for a grayscale model), shared out evenly.
-
-    A grey image repeated over the ``in_chans`` channels then gives exactly the response
-    the original stem gives to the grey image (summed for one channel, as grayscale
-    checkpoints are usually made); better than re-initialising the first layer of a
-    trained network.
+    """Stem weights for ``in_chans`` inputs, as timm adapts them (``adapt_input_conv``):
+    summed over the checkpoint's channels for one channel (a grey image then gets exactly
+    the response of the same image repeated as RGB); otherwise the channels repeated
+    cyclically to ``in_chans`` and rescaled by ``C / in_chans`` (an RGB image repeated k
+    times, for 3k channels, gets the RGB response). Better than re-initialising the first
+    layer of a trained network.
     """
-    summed = weight.sum(1, keepdim=True)
-    return summed.repeat(1, in_chans, 1, 1) / in_chans
+    c = weight.shape[1]
+    if in_chans == 1:
+        return weight.sum(1, keepdim=True)
+    repeats = -(-in_chans // c)
+    return weight.repeat(1, repeats, 1, 1)[:, :in_chans] * (c / in_chans)
 
 
 def _shape(t: torch.Tensor) -> str:

@@ -1,0 +1,93 @@
+"""The hub path against the real timm (reference environment only, skipped elsewhere).
+
+timm itself loads the hub cache these tests build, holding a full-size B0 in timm's names
+(``timm_names``) with a timm config.json (so the layout, the config and the names are
+the real ones), and must give our output; its ``list_models`` and ``feature_info`` must
+give the answers test_pretrained.py holds.
+``pytest -m reference tests/test_pretrained_reference.py`` (about a minute).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from hubfake import write_cache
+from test_pretrained import TIMM_B0_FEATURES, TIMM_LITE_PRETRAINED
+
+REFERENCE = Path(os.environ.get("EFFNET_REFERENCE_ENV", "/opt/effnet-reference"))
+FIXTURES = Path(__file__).parent / "fixtures" / "weights"
+
+pytestmark = [
+    pytest.mark.reference,
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not (REFERENCE / "bin" / "python").exists(), reason="no reference environment"
+    ),
+]
+
+
+def timm_says(code: str, env: dict[str, str] | None = None) -> object:
+    out = subprocess.run([str(REFERENCE / "bin" / "python"), "-c", code], capture_output=True,
+                         text=True, check=True, env={**os.environ, **(env or {})})  # fmt: skip
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_timm_loads_the_cache_the_tests_build(tmp_path):
+    import torch
+    from safetensors.torch import save, save_file
+
+    from effnet import create_model
+    from effnet.weights.foreign import set_eps, timm_names
+
+    torch.manual_seed(0)
+    ours = create_model("efficientnet_b0").eval()
+    set_eps(ours, 1e-5)  # timm's efficientnet_b0 convention (PyTorch's batch norm)
+    for m in ours.modules():  # statistics away from the identity
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.1, 0.1)
+            m.running_var.uniform_(0.5, 1.5)
+    weights = save({k: v.contiguous() for k, v in timm_names(ours.state_dict()).items()})
+    cfg = {"tag": "test_in1k", "input_size": [3, 224, 224], "crop_pct": 0.9,
+           "interpolation": "bilinear", "mean": [0.5] * 3, "std": [0.25] * 3}  # fmt: skip
+    config = {"architecture": "efficientnet_b0", "num_classes": 1000, "pretrained_cfg": cfg}
+    repo = "timm/efficientnet_b0.test_in1k"
+    write_cache(tmp_path, repo, {"config.json": json.dumps(config).encode(),
+                                 "model.safetensors": weights})  # fmt: skip
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        y = ours(x)
+    save_file({"input": x, "output": y}, tmp_path / "io.safetensors")
+    code = f"""
+import json, timm, torch
+from safetensors.torch import load_file
+io = load_file({str(tmp_path / "io.safetensors")!r})
+m = timm.create_model("hf-hub:{repo}", pretrained=True).eval()
+with torch.no_grad():
+    d = (m(io["input"]) - io["output"]).abs().max().item()
+print(json.dumps([d, m.pretrained_cfg["crop_pct"], m.pretrained_cfg["interpolation"]]))
+"""
+    diff, crop, interp = timm_says(code, {"HF_HUB_CACHE": str(tmp_path), "HF_HUB_OFFLINE": "1"})
+    assert diff < 1e-4 and (crop, interp) == (0.9, "bilinear")
+    back = create_model(f"hf-hub:{repo}", pretrained=True, cache_dir=tmp_path).eval()
+    with torch.no_grad():
+        assert (back(x) - y).abs().max().item() < 1e-4
+
+
+def test_timm_gives_the_answers_the_api_tests_hold():
+    import effnet
+
+    code = """
+import json, timm
+m = timm.create_model("efficientnet_b0", features_only=True, out_indices=(2, 4))
+lite = timm.list_models("*lite*", pretrained=True)
+print(json.dumps([lite, [m.feature_info.channels(), m.feature_info.reduction(),
+                         m.feature_info.module_name()]]))
+"""
+    lite, features = timm_says(code)
+    ours = set(effnet.list_models())
+    assert [n for n in lite if n.split(".")[0] in ours] == TIMM_LITE_PRETRAINED
+    assert tuple(features) == TIMM_B0_FEATURES
