@@ -350,3 +350,62 @@ def test_classifier_and_pretrained_cfg_accessors():
     assert m.pretrained_cfg["input_size"] == (3, 224, 224) and m.pretrained_cfg["num_classes"] == 7
     m.reset_classifier(3)
     assert m.pretrained_cfg["num_classes"] == 3
+
+
+# -- effnet validate --------------------------------------------------------------------------
+def test_validate_counts_top1_against_the_folder_labels(tmp_path, capsys, monkeypatch):
+    """Each image filed under the class the hub model predicts for it: top-1 100%; one
+    image moved to another class: top-1 drops by exactly that image."""
+    import numpy as np
+    from PIL import Image
+
+    from effnet.cli import main
+    from effnet.images import Preprocess, load_batch
+
+    cache = tmp_path / "cache"
+    write_cache(cache, REPO, tiny_files())
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    model = create_model(f"hf-hub:{REPO}", pretrained=True).eval()
+    rng = np.random.default_rng(0)
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    paths = []
+    for i in range(12):
+        w, h = int(rng.integers(40, 90)), int(rng.integers(40, 90))
+        p = raw / f"{i}.png"
+        Image.fromarray(rng.integers(0, 255, (h, w, 3), dtype=np.uint8)).save(p)
+        paths.append(p)
+    with torch.no_grad():
+        pred = model(load_batch(paths, Preprocess.of(model)).tensor).argmax(1).tolist()
+    root = tmp_path / "val"
+    for c in range(10):
+        (root / f"c{c}").mkdir(parents=True)
+    for p, c in zip(paths, pred):
+        p.rename(root / f"c{c}" / p.name)
+    out = tmp_path / "result.json"
+    assert main(["validate", f"hf-hub:{REPO}", str(root), "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert (result["images"], result["top1"], result["top5"]) == (12, 100.0, 100.0)
+    assert result["labels"] == "sorted" and result["preprocessing"]["resize_to"] == 44
+    assert "top-1 100.000%" in capsys.readouterr().out
+    moved = next((root / f"c{pred[0]}").iterdir())
+    moved.rename(root / f"c{(pred[0] + 1) % 10}" / moved.name)
+    assert main(["validate", f"hf-hub:{REPO}", str(root), "--json", str(out), "--force"]) == 0
+    assert json.loads(out.read_text())["top1"] == pytest.approx(100 * 11 / 12)
+
+
+def test_validate_labels_wordnet_folders_by_their_imagenet_index(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from effnet.validate import validate
+
+    model = create_model("efficientnet_b0", width=0.25, depth=0.25, resolution=32)
+    for wnid in ("n01443537", "n01530575"):  # ImageNet classes 1 and 10
+        (tmp_path / wnid).mkdir()
+        Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(tmp_path / wnid / "a.png")
+    result = validate(model, tmp_path)
+    assert result["labels"] == "synsets"
+    assert sorted(r["label"] for r in result["predictions"]) == [1, 10]
+    with pytest.raises(EffnetError, match=r"2 class folders for a model of 7 classes"):
+        validate(create_model("efficientnet_b0", width=0.25, depth=0.25, num_classes=7), tmp_path)

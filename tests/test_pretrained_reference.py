@@ -91,3 +91,13 @@ print(json.dumps([lite, [m.feature_info.channels(), m.feature_info.reduction(),
     ours = set(effnet.list_models())
     assert [n for n in lite if n.split(".")[0] in ours] == TIMM_LITE_PRETRAINED
     assert tuple(features) == TIMM_B0_FEATURES
+
+
+def test_our_eval_crop_is_torchvisions_pixel_for_pixel():
+    """images.center_crop + to_tensor against torchvision's Resize + CenterCrop + ToTensor
+    + Normalize (timm's eval transform) on odd sizes and three configs: identical."""
+    tool = Path(__file__).parent.parent / "tools" / "eval_transform_vs_torchvision.py"
+    src = str(Path(__file__).parent.parent / "src")
+    worst = timm_says(f"import runpy, sys; sys.path.insert(0, {src!r}); "
+                      f"runpy.run_path({str(tool)!r}, run_name='__main__')")  # fmt: skip
+    assert worst == 0

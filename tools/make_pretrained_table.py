@@ -11,7 +11,8 @@ torchvision's from its weight enums (URL with the hash prefix, resize and crop s
 interpolation, mean/std, published acc@1), tagged ``tv_in1k`` (``tv2_in1k`` for a second
 recipe). TOP1.json holds timm's published top-1 per tag (results/results-imagenet.csv of
 huggingface/pytorch-image-models, collected into {"rows": {tag: {img_size, top1}}}).
-Nothing is downloaded. The ImageNet-1k class names are written beside the table.
+Nothing is downloaded. The ImageNet-1k class names (torchvision's) and folder names
+(WordNet ids, timm's) are written beside the table, in the classifier's order.
 """
 
 from __future__ import annotations
@@ -98,6 +99,9 @@ def main(argv: list[str]) -> None:
     (OUT / "tags.json").write_text(json.dumps(table, indent=1) + "\n")
     names = get_model_weights("efficientnet_b0")["IMAGENET1K_V1"].meta["categories"]
     (OUT / "imagenet_classes.txt").write_text("\n".join(names) + "\n")
+    # the ImageNet-1k folder names (WordNet ids) in the same order, for effnet validate
+    synsets = Path(timm.data.__file__).parent / "_info" / "imagenet_synsets.txt"
+    (OUT / "imagenet_synsets.txt").write_text(synsets.read_text())
     print(f"{len(rows)} tags of {len({r['architecture'] for r in rows.values()})} architectures")
 
 

@@ -127,16 +127,18 @@ def _convert(img: Image.Image, mode: str) -> Image.Image:
 
 
 def center_crop(img: Image.Image, pre: Preprocess) -> Image.Image:
-    """Resize the shorter side to ``resolution / crop_pct``, then center-crop ``resolution``."""
+    """Resize the shorter side to ``resolution / crop_pct``, then center-crop ``resolution``,
+    with torchvision's arithmetic (``Resize(int)``: the longer side truncated;
+    ``CenterCrop``: offsets rounded), which timm's eval transform is: the same pixels."""
     w, h = img.size
     short = pre.resize_to
     if w <= h:
-        size = (short, max(short, round(h * short / w)))
+        size = (short, int(short * h / w))
     else:
-        size = (max(short, round(w * short / h)), short)
+        size = (int(short * w / h), short)
     img = img.resize(size, _RESAMPLE[pre.interpolation])
-    left = (size[0] - pre.resolution) // 2
-    top = (size[1] - pre.resolution) // 2
+    left = int(round((size[0] - pre.resolution) / 2.0))
+    top = int(round((size[1] - pre.resolution) / 2.0))
     return img.crop((left, top, left + pre.resolution, top + pre.resolution))
 
 

@@ -40,8 +40,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="B0-B8 and L2's released coefficients beside alpha^phi, beta^phi, gamma^phi",
     )
-    p.add_argument("--pretrained", action="store_true",
-                   help="list the published weights (NAME.TAG) with their preprocessing")  # fmt: skip
+    what = "list the published weights (NAME.TAG) with their preprocessing"
+    p.add_argument("--pretrained", action="store_true", help=what)
     p.add_argument("filter", nargs="?", help="with --pretrained: a shell pattern ('*lite*')")
     p.set_defaults(func=cmd_models)
 

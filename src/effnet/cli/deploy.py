@@ -45,6 +45,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=positive_int, default=16, help="images per forward pass")
     p.set_defaults(func=cmd_predict)
 
+    p = sub.add_parser(
+        "validate", help="top-1/top-5 on an ImageNet-style folder (timm's validate.py)"
+    )
+    _model_args(p)
+    p.add_argument(
+        "folder", metavar="FOLDER", help="ROOT/CLASS/IMAGE (class: WordNet id or one per class)"
+    )
+    p.add_argument("--batch-size", type=positive_int, default=32, help="images per forward (32)")
+    p.add_argument("--limit", type=positive_int, help="only the first N images")
+    p.add_argument("--crop-pct", type=float, help="override the weights' crop fraction")
+    p.add_argument("--json", metavar="FILE", help="write the result with every prediction")
+    p.add_argument("--force", action="store_true", help="overwrite the --json FILE")
+    p.set_defaults(func=cmd_validate)
+
     p = sub.add_parser("cam", help="class activation maps overlaid on images (paper Fig. 7)")
     _model_args(p)
     p.add_argument("images", nargs="+", metavar="IMAGE")
@@ -158,6 +172,40 @@ def _report_failures(failed: Any, any_read: bool) -> None:
         raise EffnetError(f"no image could be read: {first}{more}")
     for _path, message in failed:
         print(f"effnet: skipped {message}", file=sys.stderr)
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from rich.progress import Progress
+
+    from effnet.images import Preprocess
+    from effnet.io import atomic_write_text
+    from effnet.validate import validate
+
+    out = refuse_overwrite(args.json, args.force) if args.json else None
+    model = _load(args, weights=args.weights)
+    pre = Preprocess.of(model)
+    if args.crop_pct is not None:
+        pre = dataclasses.replace(pre, crop_pct=args.crop_pct)
+    with Progress(transient=True) as bar:
+        task = bar.add_task("validate", total=None)
+        result = validate(model, args.folder, pre, args.batch_size, args.limit,
+                          progress=lambda done, total: bar.update(task, completed=done,
+                                                                  total=total))  # fmt: skip
+    p = result["preprocessing"]
+    print(
+        f"{_label(args.model)} on {args.folder}: {result['images']} images, top-1 "
+        f"{result['top1']:.3f}%  top-5 {result['top5']:.3f}%  (resize {p['resize_to']} "
+        f"{p['interpolation']}, crop {p['size']}, labels by {result['labels']}, "
+        f"{result['seconds']:.1f} s)"
+    )
+    if result["failed"]:
+        print(f"{len(result['failed'])} unreadable image(s) skipped", file=sys.stderr)
+    if out:
+        atomic_write_text(out, json.dumps(result, indent=1) + "\n")
+        print(f"wrote {out}")
+    return 0
 
 
 def cmd_predict(args: argparse.Namespace) -> int:

@@ -31,7 +31,7 @@ _DECODE_ERRORS = (
 )
 
 
-def _subfolders(root: Path) -> list[str]:
+def subfolders(root: Path) -> list[str]:
     """Sorted names of the non-hidden sub-folders of ``root``; an unreadable one is an error."""
     if not root.is_dir():
         raise EffnetError(f"image folder {root} does not exist")
@@ -43,7 +43,7 @@ def _subfolders(root: Path) -> list[str]:
 
 def class_folders(root: Path) -> list[str]:
     """Sorted class names: the sub-folders of ``root`` (hidden ones ignored); at least two."""
-    names = _subfolders(root)
+    names = subfolders(root)
     if not names:
         raise EffnetError(f"image folder {root} has no class sub-folders")
     if len(names) < 2:
@@ -101,7 +101,7 @@ def scan(root: Path, classes: list[str]) -> tuple[list[tuple[str, int]], list[st
     index = {name: i for i, name in enumerate(classes)}
     samples, bad = [], []
     files_seen: set[tuple[int, int]] = set()
-    for name in _subfolders(root):
+    for name in subfolders(root):
         if name not in index:
             raise EffnetError(f"class folder {root / name} is not among the training classes")
         for path in _files(root / name, root):

@@ -104,8 +104,18 @@ def list_pretrained(pattern: str = "*") -> list[str]:
     return sorted(n for n in _table() if fnmatch.fnmatchcase(n, pattern))
 
 
+def _lines(name: str) -> tuple[str, ...]:
+    text = resources.files("effnet.pretrained").joinpath(name).read_text("utf-8")
+    return tuple(line.strip() for line in text.splitlines() if line.strip())
+
+
 @cache
 def imagenet_classes() -> tuple[str, ...]:
     """The 1000 ImageNet-1k class names, in the order of the classifier's outputs."""
-    text = resources.files("effnet.pretrained").joinpath("imagenet_classes.txt")
-    return tuple(line for line in text.read_text("utf-8").splitlines() if line)
+    return _lines("imagenet_classes.txt")
+
+
+@cache
+def imagenet_synsets() -> tuple[str, ...]:
+    """The ImageNet-1k folder names (WordNet ids, ``n01440764``...), in the same order."""
+    return _lines("imagenet_synsets.txt")
