@@ -244,7 +244,7 @@ def test_converted_lite0_predicts_with_lite_preprocessing(tmp_path, capsys):
     pre = Preprocess.of(from_pretrained(out))
     assert (pre.resolution, pre.crop_pct, pre.interpolation) == (224, 0.875, "bicubic")
     assert pre.mean == pre.std == (0.5, 0.5, 0.5)
-    assert read_config(out)["architecture"]["activation"] == "relu6"
+    assert read_config(out)["effnet_architecture"]["activation"] == "relu6"
     Image.new("RGB", (300, 260), (120, 30, 200)).save(tmp_path / "x.png")
     assert main(["predict", str(out), str(tmp_path / "x.png"), "--backend", "eager",
                  "--top-k", "1", "--json"]) == 0  # fmt: skip
@@ -281,8 +281,9 @@ def test_converted_tiny_lite0_predicts_with_exactly_lites_transform(tmp_path, ca
         predicted[guess["index"]] = guess["probability"]
 
     def by_hand(mean, std, resample) -> torch.Tensor:
-        # shorter side 70 -> floor(45 / 0.875) = 51, the other in proportion (66), center 45
-        img = Image.open(image).convert("RGB").resize((66, 51), resample)
+        # shorter side 70 -> floor(45 / 0.875) = 51, the other in proportion truncated as
+        # torchvision's Resize does (65), center 45 (offsets rounded: 10, 3)
+        img = Image.open(image).convert("RGB").resize((65, 51), resample)
         a = np.asarray(img.crop((10, 3, 55, 48)), np.float32) / 255
         x = torch.from_numpy((a - np.float32(mean)) / np.float32(std)).permute(2, 0, 1)
         return run(model, x[None]).softmax(1)[0]

@@ -101,3 +101,76 @@ def test_our_eval_crop_is_torchvisions_pixel_for_pixel():
     worst = timm_says(f"import runpy, sys; sys.path.insert(0, {src!r}); "
                       f"runpy.run_path({str(tool)!r}, run_name='__main__')")  # fmt: skip
     assert worst == 0
+
+
+def _random_stats(model) -> None:
+    import torch
+
+    g = torch.Generator().manual_seed(1)
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.1)
+            m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
+
+
+@pytest.mark.parametrize("name", ["efficientnet_b0", "tf_efficientnet_lite0"])
+def test_timm_loads_what_save_pretrained_writes(tmp_path, name):
+    """Our folder is a timm hub model: timm's create_model("hf-hub:...") rebuilds it from
+    config.json (name, model_args bn_eps, pretrained_cfg) and gives our logits."""
+    import torch
+    from safetensors.torch import save_file
+
+    from effnet import create_model, save_pretrained
+
+    torch.manual_seed(0)
+    ours = create_model(name, num_classes=10).eval()
+    _random_stats(ours)
+    folder = save_pretrained(ours, tmp_path / "saved", class_names=[f"c{i}" for i in range(10)])
+    files = {f.name: f.read_bytes() for f in folder.iterdir()}
+    repo = f"timm/{name}.effnet_saved"
+    write_cache(tmp_path / "cache", repo, files)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        save_file({"input": x, "output": ours(x)}, tmp_path / "io.safetensors")
+    code = f"""
+import json, timm, torch
+from safetensors.torch import load_file
+io = load_file({str(tmp_path / "io.safetensors")!r})
+m = timm.create_model("hf-hub:{repo}", pretrained=True).eval()
+with torch.no_grad():
+    print(json.dumps((m(io["input"]) - io["output"]).abs().max().item()))
+"""
+    env = {"HF_HUB_CACHE": str(tmp_path / "cache"), "HF_HUB_OFFLINE": "1"}
+    assert timm_says(code, env) < 1e-4
+
+
+def test_we_load_what_timm_saves_for_the_hub(tmp_path):
+    """timm's save_for_hf folder (config.json + model.safetensors) is a model folder here."""
+    import torch
+    from safetensors.torch import load_file
+
+    from effnet import create_model
+
+    code = f"""
+import json, timm, torch
+from safetensors.torch import save_file
+from timm.models import save_for_hf
+torch.manual_seed(0)
+m = timm.create_model("tf_efficientnet_b0", num_classes=7).eval()
+g = torch.Generator().manual_seed(1)
+for b in m.modules():
+    if isinstance(b, torch.nn.BatchNorm2d):
+        b.running_mean.copy_(torch.randn(b.num_features, generator=g) * 0.1)
+        b.running_var.copy_(torch.rand(b.num_features, generator=g) + 0.5)
+save_for_hf(m, {str(tmp_path / "timm_saved")!r})
+x = torch.randn(2, 3, 64, 64)
+with torch.no_grad():
+    save_file({{"input": x, "output": m(x)}}, {str(tmp_path / "io.safetensors")!r})
+print(json.dumps(0))
+"""
+    timm_says(code)
+    io_ = load_file(tmp_path / "io.safetensors")
+    ours = create_model(tmp_path / "timm_saved").eval()
+    assert ours.num_classes == 7 and ours.arch.padding.value == "same"
+    with torch.no_grad():
+        assert (ours(io_["input"]) - io_["output"]).abs().max().item() < 1e-4

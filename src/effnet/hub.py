@@ -21,6 +21,7 @@ from effnet.model import Network, build
 from effnet.registry import list_models
 from effnet.resolve import Resolved, resolve
 from effnet.weights import convert, from_pretrained, load_pretrained, save_pretrained
+from effnet.weights.foreign import set_eps
 
 __all__ = ["convert", "create_model", "from_pretrained", "list_models", "save_pretrained"]
 
@@ -89,6 +90,8 @@ def load_weights(model: Network, r: Resolved) -> None:
         log.warning("effnet: %s weights: classifier of another size; it is new", r.label)
         load_pretrained(model, r.weights, source=r.source, head=False)  # type: ignore[arg-type]
         head = False
+    if r.eps is not None:  # the config's epsilon, not the source's convention
+        set_eps(model, r.eps)
     names = r.class_names
     if names is None and head and (r.pretrained_cfg or {}).get("num_classes") == 1000:
         from effnet.pretrained import imagenet_classes

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from effnet.arch import Architecture
+from effnet.arch import Architecture, Norm
 from effnet.errors import EffnetError
 from effnet.registry import ARCHITECTURES, SCALE_KEYS, get_arch
 
@@ -49,6 +49,7 @@ class Resolved:
     in_chans: int | None = None
     class_names: tuple[str, ...] | None = None
     pretrained_cfg: dict[str, Any] | None = None  # timm's pretrained_cfg of the weights
+    eps: float | None = None  # batch-norm epsilon the config states (timm's bn_eps)
 
 
 def resolve(
@@ -180,11 +181,16 @@ def from_config(
     if name not in ARCHITECTURES:
         raise EffnetError(f"{where} names architecture {arch_field!r}, which effnet does not build")
     args = dict(config.get("model_args") or {})
-    unknown = sorted(set(args) - set(TIMM_ARGS) - {"num_classes", "in_chans"})
+    unknown = sorted(set(args) - set(TIMM_ARGS) - {"num_classes", "in_chans", "global_pool",
+                                                    "bn_eps"})  # fmt: skip
     if unknown:
         raise EffnetError(f"{where}: model_args {', '.join(unknown)} are not effnet options")
+    if args.get("global_pool", "avg") != "avg":
+        raise EffnetError(f"{where}: global_pool {args['global_pool']!r} (effnet pools by average)")
     mapped = {TIMM_ARGS[k]: v for k, v in args.items() if k in TIMM_ARGS}
     arch = get_arch(name, **{**mapped, **overrides})
+    if args.get("bn_eps") is not None:  # a timm model with another batch-norm epsilon
+        arch = arch.replace(norm=Norm(eps=float(args["bn_eps"]), momentum=arch.norm.momentum))
     given = config.get("pretrained_cfg") or {}
     cfg = {k: tuple(v) if isinstance(v, list) else v for k, v in given.items()}  # as timm
     arch = with_cfg(arch, cfg, overrides)
@@ -194,6 +200,7 @@ def from_config(
         arch, label, source="auto", num_classes=int(n) if n is not None else None,
         in_chans=int(config.get("in_chans", args.get("in_chans", 3))),
         class_names=tuple(names) if names else None, pretrained_cfg=cfg or None,
+        eps=float(args["bn_eps"]) if args.get("bn_eps") is not None else None,
     )  # fmt: skip
 
 
@@ -234,7 +241,10 @@ def _hub(
     label = repo.split("/")[-1]
     r = from_config(_read_json(config_path), f"hf-hub:{repo} config.json", label, overrides)
     if pretrained is True:
-        r = Resolved(**{**r.__dict__, "weights": hub_weights(repo, rev, cache_dir)})
+        path = hub_weights(repo, rev, cache_dir)
+        if r.source == "effnet":  # ours: the snapshot folder (its epsilon and padding too)
+            path = path.parent
+        r = Resolved(**{**r.__dict__, "weights": path})
     elif pretrained:
         r = Resolved(**{**r.__dict__, "weights": Path(pretrained).expanduser()})
     return r

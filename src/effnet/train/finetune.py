@@ -51,6 +51,14 @@ class Init(Record):
 
     KIND: ClassVar[str] = "init"
 
+    def to_dict(self) -> dict[str, Any]:
+        """As saved in a run's config.json: ``name`` only for published weights (so the
+        runs made before it existed compare equal)."""
+        d = super().to_dict()
+        if d.get("name") is None:
+            d.pop("name", None)
+        return d
+
 
 def as_init(init: str | Path | Init | None) -> Init | None:
     """``init`` as a record with an absolute path (a run folder means its ``model/``); a

@@ -246,7 +246,7 @@ def adapt_stem(weight: torch.Tensor, in_chans: int) -> torch.Tensor:
     if in_chans == 1:
         return weight.sum(1, keepdim=True)
     repeats = -(-in_chans // c)
-    return weight.repeat(1, repeats, 1, 1)[:, :in_chans] * (c / in_chans)
+    return weight.repeat(1, repeats, 1, 1)[:, :in_chans] * c / in_chans
 
 
 def _shape(t: torch.Tensor) -> str:
@@ -317,13 +317,11 @@ def load_foreign(
     target = model.state_dict()
     if source == "torchvision":
         mapped = map_torchvision(state_dict)
-    elif source == "timm":
+    elif source in ("timm", "effnet"):  # ours: format 2 saves timm's names, 1 our own
         mapped = map_timm(state_dict, target)
     elif source == "efficientnet_pytorch":
         require_same_padding(model, source)
         mapped = map_efficientnet_pytorch(state_dict, target)
-    else:
-        mapped = {k: (k, t) for k, t in state_dict.items()}
     stem = mapped.get("conv_stem.weight")
     want = target.get("conv_stem.weight")
     if stem is not None and want is not None and stem[1].shape != want.shape:

@@ -22,25 +22,53 @@ from effnet.arch import Architecture, preprocessing
 from effnet.errors import EffnetError
 from effnet.io import atomic_write_text, atomic_write_with
 from effnet.model import Network, build
-from effnet.weights.foreign import load_foreign
+from effnet.weights.foreign import load_foreign, timm_names
 from effnet.weights.safe import read_safetensors
 
 CONFIG, WEIGHTS = "config.json", "model.safetensors"
-FORMAT, FORMAT_VERSION = "effnet", 1
+FORMAT, FORMAT_VERSION = "effnet", 2
+
+
+def timm_builds(arch: Architecture) -> bool:
+    """Whether timm's model of this name is this network (so timm can load the folder)."""
+    from effnet.registry import ARCHITECTURES
+
+    if arch.name not in ARCHITECTURES:
+        return False
+    same = ARCHITECTURES[arch.name]().replace(norm=arch.norm)
+    keys = ("stem", "stages", "head", "padding", "activation")
+    return all(getattr(same, k) == getattr(arch, k) for k in keys)
 
 
 def make_config(model: torch.nn.Module, class_names: list[str] | None) -> dict[str, Any]:
-
-    return {
+    """Ours and timm's at once: ``effnet_architecture`` rebuilds the network exactly;
+    ``architecture`` (its name), ``model_args``, ``pretrained_cfg`` and ``label_names``
+    are what timm's ``create_model("hf-hub:...")`` reads (format 1 kept the architecture
+    object under ``architecture``; it still loads)."""
+    arch = model.arch
+    config: dict[str, Any] = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "effnet_version": __version__,
-        "architecture": model.arch.to_dict(),
+        "architecture": arch.name,
+        "effnet_architecture": arch.to_dict(),
         "num_classes": model.num_classes,
         "in_chans": model.in_chans,
         "class_names": class_names,
-        "preprocessing": preprocessing(model.arch),
+        "label_names": class_names,
+        "preprocessing": preprocessing(arch),
+        "pretrained_cfg": {k: v for k, v in model.pretrained_cfg.items() if k in TIMM_CFG_KEYS}
+        | {"num_classes": model.num_classes},  # fmt: skip
     }
+    timm_eps = 1e-3 if arch.name.startswith("tf_") else 1e-5
+    if timm_builds(arch) and arch.norm.eps != timm_eps:
+        config["model_args"] = {"bn_eps": arch.norm.eps}
+    return config
+
+
+# the pretrained_cfg fields a saved model keeps (timm's names)
+TIMM_CFG_KEYS = ("tag", "input_size", "interpolation", "crop_pct", "crop_mode", "mean", "std",
+                 "first_conv", "classifier", "license", "hf_hub_id")  # fmt: skip
 
 
 def save_pretrained(
@@ -72,8 +100,10 @@ def save_pretrained(
                 f"{len(class_names)} class names given for a model with {model.num_classes} classes"
             )
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    tensors = timm_names(tensors)  # timm's parameter names (ours but for unexpanded MBConv)
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_with(out / WEIGHTS, lambda tmp: save_file(tensors, tmp, {"format": FORMAT}))
+    meta = {"format": FORMAT, "names": "timm"}
+    atomic_write_with(out / WEIGHTS, lambda tmp: save_file(tensors, tmp, meta))
     config = make_config(model, class_names)
     atomic_write_text(out / CONFIG, json.dumps(config, indent=2) + "\n")
     return out
@@ -94,13 +124,14 @@ def read_config(directory: str | Path) -> dict[str, Any]:
 
 
 def is_effnet_config(config: dict[str, Any]) -> bool:
-    """Ours describes the architecture as an object; a timm hub config names it."""
-    return isinstance(config.get("architecture"), dict)
+    """Ours describes the architecture as an object (format 2: ``effnet_architecture``;
+    format 1: ``architecture``); a timm hub config only names it."""
+    return isinstance(config.get("effnet_architecture") or config.get("architecture"), dict)
 
 
 def config_architecture(config: dict[str, Any], where: str) -> Architecture:
     try:
-        return Architecture.from_dict(config["architecture"])
+        return Architecture.from_dict(config.get("effnet_architecture") or config["architecture"])
     except EffnetError as e:
         raise EffnetError(f"{where}: {e}") from None
 
