@@ -220,6 +220,13 @@ CASES = [
     ("eval-empty-dir", ["eval", "{d}/folder"]),
     ("eval-non-utf8-config", ["eval", "{d}/run"]),
     ("eval-3-channels-on-1", ["eval", "{d}/rgb10", "--data", "fashion-mnist"]),
+    # validate and published weights
+    ("validate-missing-folder", ["validate", "efficientnet_b0", "{d}/missing"]),
+    ("validate-empty-folder", ["validate", "efficientnet_b0", "{d}/folder"]),
+    ("validate-unknown-tag", ["validate", "efficientnet_b0.nope", "{d}/folder"]),
+    ("validate-hub-offline", ["validate", "hf-hub:timm/nothing", "{d}/folder"]),
+    ("predict-phi-pretrained", ["predict", "efficientnet_b0.ra_in1k", "{d}/ok.png",
+                                "--phi", "1.5"]),  # fmt: skip
     # convert
     ("convert-text-file", ["convert", "{d}/text.pth", "--model", "efficientnet_b0",
                            "--out", "{d}/c"]),  # fmt: skip

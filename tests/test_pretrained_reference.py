@@ -30,6 +30,12 @@ pytestmark = [
 ]
 
 
+@pytest.fixture(autouse=True)
+def only_when_asked(request):
+    if "reference" not in (request.config.option.markexpr or ""):
+        pytest.skip("the reference env's timm: run with -m reference")
+
+
 def timm_says(code: str, env: dict[str, str] | None = None) -> object:
     out = subprocess.run([str(REFERENCE / "bin" / "python"), "-c", code], capture_output=True,
                          text=True, check=True, env={**os.environ, **(env or {})})  # fmt: skip
