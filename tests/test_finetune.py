@@ -198,3 +198,36 @@ def test_foreign_checkpoint_fine_tunes_from_the_cli(setup, tmp_path, capsys, nam
     assert config["init_loaded"]["eps"] == 1e-5 and config["num_classes"] == 3
     model = from_pretrained(tmp_path / "r" / "model")
     assert model.arch.resolution == 32 and model.arch.mean == (0.485, 0.456, 0.406)
+
+
+def test_fine_tuning_from_a_hub_repository(setup, tmp_path, monkeypatch):
+    """``--init hf-hub:ORG/REPO`` (here from a hub cache in the standard layout): the
+    backbone comes from the repository, the head is new for the data's 3 classes, the
+    preprocessing is the repository's, and the run records where the weights came from;
+    the run resumes after the cache is gone (the init is fetched again, here from a copy)."""
+    import shutil
+
+    from hubfake import write_cache
+    from test_pretrained import REPO, tiny_files
+
+    _, data, _ = setup
+    cache = tmp_path / "cache"
+    write_cache(cache, REPO, tiny_files())
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    spec = DataSpec(str(data), image_size=20, workers=0)
+    run = tmp_path / "run"
+    result = train(None, spec, RECIPE.replace(epochs=1), run, init=f"hf-hub:{REPO}",
+                   progress=False)  # fmt: skip
+    config = json.loads((run / "config.json").read_text())
+    assert config["init"]["name"] == f"hf-hub:{REPO}" and config["init"]["source"] == "timm"
+    saved = json.loads((run / "model" / "config.json").read_text())
+    assert saved["num_classes"] == 3 and saved["preprocessing"]["interpolation"] == "bilinear"
+    assert saved["effnet_architecture"]["stem"]["out_channels"] == 8  # width 0.125 of 32
+    assert config["init_loaded"]["tensors"] > 100 and result.run_dir == run
+    shutil.rmtree(cache)  # the cache is gone; another holds the repository
+    write_cache(tmp_path / "cache2", REPO, tiny_files())
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "cache2"))
+    shutil.rmtree(run / "checkpoints")  # killed before its first checkpoint: from the init
+    (run / "metrics.jsonl").write_text("")
+    train(None, None, None, run, resume=True, progress=False)
+    assert (run / "model" / "model.safetensors").is_file()

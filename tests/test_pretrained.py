@@ -409,3 +409,39 @@ def test_validate_labels_wordnet_folders_by_their_imagenet_index(tmp_path):
     assert sorted(r["label"] for r in result["predictions"]) == [1, 10]
     with pytest.raises(EffnetError, match=r"2 class folders for a model of 7 classes"):
         validate(create_model("efficientnet_b0", width=0.25, depth=0.25, num_classes=7), tmp_path)
+
+
+def test_push_to_hub_uploads_a_folder_timm_and_we_load(tmp_path, monkeypatch):
+    """push_to_hub creates the repository and uploads what save_pretrained writes; the
+    upload is recorded by a stand-in for huggingface_hub's HfApi (no hub here), and the
+    uploaded folder, served back as a hub repository, loads with the same outputs."""
+    import huggingface_hub
+
+    calls = []
+
+    class Api:
+        def __init__(self, endpoint=None, token=None):
+            calls.append(("init", endpoint, token))
+
+        def create_repo(self, repo_id, private=False, exist_ok=False):
+            calls.append(("create", repo_id, private, exist_ok))
+
+        def upload_folder(self, folder_path, repo_id, revision=None, commit_message=""):
+            files = {p.name: p.read_bytes() for p in Path(folder_path).iterdir()}
+            calls.append(("upload", repo_id, sorted(files), commit_message))
+            write_cache(tmp_path, repo_id, files)
+            return type("Info", (), {"commit_url": f"https://hub/{repo_id}/commit/1"})()
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", Api)
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
+    model = create_model("efficientnet_b0", width=0.25, depth=0.25, num_classes=3).eval()
+    url = effnet.push_to_hub(model, "me/tiny", class_names=["a", "b", "c"], private=True)
+    assert url == "https://hub/me/tiny/commit/1"
+    assert calls[0] == ("init", "http://127.0.0.1:9", None)
+    assert calls[1] == ("create", "me/tiny", True, True)
+    assert calls[2][:3] == ("upload", "me/tiny", ["config.json", "model.safetensors"])
+    back = create_model("hf-hub:me/tiny", pretrained=True, cache_dir=tmp_path).eval()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(back(x), model(x))
+    assert back.class_names == ["a", "b", "c"]

@@ -23,6 +23,7 @@ __all__ = [
     "from_pretrained",
     "get_arch",
     "list_models",
+    "push_to_hub",
     "round_filters",
     "round_repeats",
     "scale",
@@ -39,6 +40,7 @@ _TORCH_LEVEL = {
     "create_model": "effnet.hub",
     "from_pretrained": "effnet.hub",
     "save_pretrained": "effnet.hub",
+    "push_to_hub": "effnet.hub",
 }
 
 

@@ -23,7 +23,9 @@ from effnet.resolve import Resolved, resolve
 from effnet.weights import convert, from_pretrained, load_pretrained, save_pretrained
 from effnet.weights.foreign import set_eps
 
-__all__ = ["convert", "create_model", "from_pretrained", "list_models", "save_pretrained"]
+__all__ = [
+    "convert", "create_model", "from_pretrained", "list_models", "push_to_hub", "save_pretrained",
+]  # fmt: skip
 
 log = logging.getLogger("effnet")
 
@@ -99,3 +101,31 @@ def load_weights(model: Network, r: Resolved) -> None:
         names = imagenet_classes() if model.num_classes == 1000 else None
     if head and names is not None and len(names) == model.num_classes:
         model.class_names = list(names)
+
+
+def push_to_hub(
+    model: Network,
+    repo_id: str,
+    class_names: list[str] | None = None,
+    private: bool = False,
+    revision: str | None = None,
+    commit_message: str = "Upload effnet model",
+    token: str | None = None,
+) -> str:
+    """Save ``model`` (``save_pretrained``: a folder timm loads too) and upload it to the
+    hub repository ``repo_id`` (created if missing) through huggingface_hub, to
+    ``HF_ENDPOINT`` when set. Returns the commit's URL."""
+    import tempfile
+
+    from huggingface_hub import HfApi
+
+    from effnet.pretrained.fetch import endpoint, split_repo
+
+    repo, _ = split_repo(repo_id)
+    api = HfApi(endpoint=endpoint(), token=token)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = save_pretrained(model, Path(tmp) / "model", class_names=class_names)
+        api.create_repo(repo, private=private, exist_ok=True)
+        info = api.upload_folder(folder_path=str(folder), repo_id=repo, revision=revision,
+                                 commit_message=commit_message)  # fmt: skip
+    return str(getattr(info, "commit_url", info))
