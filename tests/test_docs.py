@@ -51,9 +51,27 @@ def test_no_machine_specific_paths_in_user_docs():
         assert "/opt/effnet-reference" not in text and "../shared/" not in text, page.name
 
 
-def test_readme_python_example_runs_up_to_training(one_thread):
+def test_readme_python_example_runs_up_to_training(one_thread, tmp_path, monkeypatch):
+    """Up to training, with timm's efficientnet_b0.ra_in1k repository in a hub cache the
+    test builds (random weights in timm's names) standing in for the download."""
+    import json
+
+    from hubfake import write_cache
+    from safetensors.torch import save
+
+    from effnet import create_model
+    from effnet.weights.foreign import timm_names
+
+    sd = timm_names(create_model("efficientnet_b0").state_dict())
+    config = {"architecture": "efficientnet_b0", "num_classes": 1000}
+    write_cache(tmp_path, "timm/efficientnet_b0.ra_in1k", {
+        "config.json": json.dumps(config).encode(),
+        "model.safetensors": save({k: v.contiguous() for k, v in sd.items()}),
+    })  # fmt: skip
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
     block = re.search(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S).group(1)
     code = block.split("from effnet.data import")[0]
     scope: dict = {}
     exec(compile(code, "README.md", "exec"), scope)
     assert scope["d"] == pytest.approx(1.44) and scope["bigger"].resolution > 224
+    assert scope["hub"].pretrained_cfg["tag"] == "ra_in1k"
