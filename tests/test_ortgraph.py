@@ -6,6 +6,7 @@ ORT uses its blocked layout only on x86 CPUs with AVX or better; elsewhere the t
 need it skip (the rewrite then finds nothing to rewrite and the plain session is used).
 """
 
+import json
 import os
 import tempfile
 
@@ -122,6 +123,8 @@ def test_rewritten_session_keeps_the_files_metadata(tmp_path):
     assert result.gates == 16
     meta = result.session.get_modelmeta().custom_metadata_map
     assert "effnet.arch" in meta and "c999" in meta["effnet.class_names"]
+    cfg = json.loads(meta["effnet.pretrained_cfg"])  # the preprocessing the weights carry
+    assert cfg["input_size"] == [3, 224, 224] and cfg["interpolation"] == "bicubic"
     runner = Runner.from_onnx(path, threads=1)
     assert runner.class_names[7] == "c7" and runner.arch.resolution == 64  # the export size
 

@@ -214,6 +214,9 @@ def _metadata(model: nn.Module, image_size: int, dynamic: bool = False) -> dict[
     if names:
         meta["effnet.class_names"] = json.dumps(list(names))
     meta["effnet.in_chans"] = str(getattr(model, "in_chans", 3))
+    cfg = getattr(model, "pretrained_cfg", None)
+    if cfg:  # the weights' own record (tag, hub id, published top-1) beside the arch
+        meta["effnet.pretrained_cfg"] = json.dumps(cfg, default=list)
     return meta
 
 
