@@ -5,8 +5,8 @@ import torch
 import torch.nn.functional as F
 
 from effnet import convs
-from effnet.blocks import Conv2dSame, DepthwiseConv2d, PointwiseConv2d
 from effnet.hub import create_model
+from effnet.layers import Conv2dSame, DepthwiseConv2d, PointwiseConv2d
 
 CASES = [  # (size, kernel, stride, padding): the maps B0 meets at 32-64 px, and odd ones
     (1, 5, 1, 2),

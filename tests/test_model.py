@@ -5,7 +5,8 @@ import torch
 import torch.nn.functional as F
 
 from effnet import EffnetError, create_model, get_arch, list_models
-from effnet.blocks import Conv2dSame, DropPath, MBConv
+from effnet.blocks import MBConv
+from effnet.layers import Conv2dSame, DropPath
 from effnet.model import build
 from effnet.profile import activation_bytes
 

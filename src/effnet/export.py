@@ -22,9 +22,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from effnet.blocks import Conv2dSame, SqueezeExcite, same_pad_amount
 from effnet.errors import EffnetError
 from effnet.io import atomic_write_with
+from effnet.layers import Conv2dSame, SqueezeExcite, same_pad_amount
 from effnet.memory import check_fits
 
 DEFAULT_OPSET = 17

@@ -10,8 +10,9 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint_sequential
 
 from effnet.arch import Architecture
-from effnet.blocks import ConvBnPairs, activation, batch_norm, conv, init_weights, make_block
+from effnet.blocks import make_block
 from effnet.errors import EffnetError
+from effnet.layers import ConvBnPairs, ConvNormAct, init_weights, pairs
 from effnet.memory import check_build
 
 
@@ -23,7 +24,8 @@ class Network(nn.Module):
     segmentation backbones); with ``features_only=True`` ``forward`` returns those.
     """
 
-    conv_bn_pairs: ClassVar[ConvBnPairs] = (("conv_stem", "bn1"), ("conv_head", "bn2"))
+    STEM, HEAD = ConvNormAct("conv_stem", "bn1", "act1"), ConvNormAct("conv_head", "bn2", "act2")
+    conv_bn_pairs: ClassVar[ConvBnPairs] = pairs(STEM, HEAD)
 
     def __init__(
         self,
@@ -43,10 +45,9 @@ class Network(nn.Module):
         self.grad_checkpointing = False
         norm, act = arch.norm, arch.activation
 
-        self.conv_stem = conv(in_chans, arch.stem.out_channels, arch.stem.kernel, arch.stem.stride,
-                              padding=arch.padding)  # fmt: skip
-        self.bn1 = batch_norm(arch.stem.out_channels, norm)
-        self.act1 = activation(act)
+        common = dict(act=act, norm=norm, padding=arch.padding)
+        self.STEM.build(self, in_chans, arch.stem.out_channels, arch.stem.kernel,
+                        arch.stem.stride, **common)  # fmt: skip
         self.stem_pool = nn.MaxPool2d(3, 2, 1) if arch.stem.pool else None
 
         total, index = arch.num_blocks, 0
@@ -63,9 +64,7 @@ class Network(nn.Module):
 
         self.num_features = arch.head.out_channels or cin
         if arch.head.out_channels:
-            self.conv_head = conv(cin, self.num_features, 1, padding=arch.padding)
-            self.bn2 = batch_norm(self.num_features, norm)
-            self.act2 = activation(act)
+            self.HEAD.build(self, cin, self.num_features, 1, **common)
         else:
             self.conv_head = self.bn2 = self.act2 = None
         self.global_pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(1))
@@ -149,7 +148,7 @@ class Network(nn.Module):
 
     # -- forward --------------------------------------------------------------------------
     def forward_stem(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.act1(self.bn1(self.conv_stem(x)))
+        x = self.STEM(self, x)
         return self.stem_pool(x) if self.stem_pool is not None else x
 
     def _run_stage(self, stage: nn.Sequential, x: torch.Tensor) -> torch.Tensor:
@@ -162,7 +161,7 @@ class Network(nn.Module):
         for stage in self.blocks:
             x = self._run_stage(stage, x)
         if self.conv_head is not None:
-            x = self.act2(self.bn2(self.conv_head(x)))
+            x = self.HEAD(self, x)
         return x
 
     def forward_pyramid(self, x: torch.Tensor) -> list[torch.Tensor]:
