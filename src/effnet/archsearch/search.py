@@ -29,8 +29,6 @@ journal file by default, any RDB URL (PostgreSQL) for a cluster. Every worker is
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -38,9 +36,9 @@ from effnet.archsearch import workers as w
 from effnet.archsearch.config import ArchSearchConfig, load_space, validate
 from effnet.archsearch.confirm import confirm as confirm_best
 from effnet.archsearch.report import ArchSearchResult, write_outputs
-from effnet.errors import EffnetError
+from effnet.jobs.local import helpers, in_folder
 from effnet.jobs.trials import wait_for_others
-from effnet.rundir import ToolFolder, safe_name
+from effnet.rundir import safe_name
 from effnet.study.data_info import data_shape
 from effnet.study.runner import default_train_fn
 
@@ -58,23 +56,14 @@ def run_archsearch(
     log: Any = None,
     force: bool = False,
 ) -> ArchSearchResult:
-    """Run (or join, or resume) a search; with ``workers`` > 1 also start that many - 1
-    worker processes on this machine sharing the storage. Writes the outputs at the end.
-
-    ``out`` is a search folder: new, or one effnet made for the search of this name (to
-    join or resume it). Any other folder is refused; ``force`` replaces only a search
-    folder effnet made, never while another worker uses it."""
+    """Run (or join, or resume) a search in the search folder ``out``, with ``workers`` - 1
+    more worker processes on this machine (``effnet.jobs.local``); writes the outputs."""
     out = Path(out)
-    if workers < 1:
-        raise EffnetError(f"workers must be >= 1, got {workers}")
     if cfg is not None:
         validate(cfg)
     study_name = safe_name(name or (cfg.name if cfg else ArchSearchConfig.name), "search name")
-    folder = ToolFolder(out, FOLDER_KIND).open_shared(force, name=study_name)
-    try:
-        return _run(cfg, out, storage, study_name, workers, train_fn, log)
-    finally:
-        folder.unlock()
+    run = lambda: _run(cfg, out, storage, study_name, workers, train_fn, log)  # noqa: E731
+    return in_folder(out, FOLDER_KIND, study_name, force, run)
 
 
 def _run(
@@ -89,9 +78,6 @@ def _run(
     st, study, confirm_study, cfg = w.open_studies(cfg, storage, out, name)
     space, shape = load_space(cfg), data_shape(cfg.data)
     url = storage or str(out / "optuna.journal")
-    cmd = [sys.executable, "-m", "effnet", "search-architecture", "--join",
-           "--storage", url, "--name", name, "--out", str(out)]  # fmt: skip
-    children = [subprocess.Popen(cmd) for _ in range(workers - 1)]
     train_fn = train_fn or default_train_fn()
 
     def search() -> None:
@@ -100,7 +86,7 @@ def _run(
     def confirm() -> None:
         confirm_best(cfg, space, study, confirm_study, st, out, train_fn, log)
 
-    try:
+    with helpers("search-architecture", url, name, out, workers):
         search()
         wait_for_others(study, search, log)
         while w.work_remains(study, cfg.trials):  # a trial elsewhere failed as it ended
@@ -108,7 +94,4 @@ def _run(
             wait_for_others(study, search, log)
         confirm()
         wait_for_others(confirm_study, confirm, log)
-    finally:
-        for c in children:
-            c.wait()
     return write_outputs(cfg, space, study, confirm_study, out)

@@ -23,12 +23,11 @@ any RDB URL (PostgreSQL) for a cluster. Every worker is a plain ``effnet search-
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
-from effnet.rundir import ToolFolder, safe_name
+from effnet.jobs.local import helpers, in_folder
+from effnet.rundir import safe_name
 from effnet.study.coefficients import SearchConfig, validate
 from effnet.study.runner import default_train_fn
 from effnet.study.search_report import write_outputs
@@ -47,21 +46,15 @@ def run_search(
     log: Any = None,
     force: bool = False,
 ) -> Any:
-    """Run (or join, or resume) a search; with ``workers`` > 1 also start that many - 1
-    worker processes on this machine sharing the storage. Writes the outputs at the end.
-
-    ``out`` is a search folder: new, or one effnet made for the search of this name (to
-    join or resume it). Any other folder is refused; ``force`` replaces only a search
-    folder effnet made, never while another worker uses it."""
+    """Run (or join, or resume) the grid search in the search folder ``out``, with
+    ``workers`` - 1 more worker processes on this machine (``effnet.jobs.local``); writes
+    the outputs."""
     out = Path(out)
     if cfg is not None:
         validate(cfg)
     study_name = safe_name(name or (cfg.name if cfg else SearchConfig.name), "search name")
-    folder = ToolFolder(out, "search").open_shared(force, name=study_name)
-    try:
-        return _run(cfg, out, storage, name, workers, train_fn, log)
-    finally:
-        folder.unlock()
+    run = lambda: _run(cfg, out, storage, name, workers, train_fn, log)  # noqa: E731
+    return in_folder(out, "search", study_name, force, run)
 
 
 def _run(
@@ -75,16 +68,9 @@ def _run(
 ) -> Any:
 
     st, study, cfg = open_search(cfg, storage, out, name)
-    if storage is None:
-        storage = str(out / "optuna.journal")
-    cmd = [sys.executable, "-m", "effnet", "search-coefficients", "--join",
-           "--storage", storage, "--name", study.study_name, "--out", str(out)]  # fmt: skip
-    children = [subprocess.Popen(cmd) for _ in range(max(0, workers - 1))]
+    url = storage or str(out / "optuna.journal")
     train_fn = train_fn or default_train_fn()
-    try:
+    with helpers("search-coefficients", url, study.study_name, out, workers):
         work(cfg, study, st, out, train_fn, log)
-    finally:
-        for c in children:
-            c.wait()
     wait(cfg, study, st, out, train_fn, log)
     return write_outputs(cfg, study, out)
