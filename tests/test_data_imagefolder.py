@@ -114,7 +114,13 @@ def test_default_decode_size_follows_the_model_resolution(tree):
 
 @pytest.mark.parametrize(
     "layout, message",
-    [("missing", "neither 'fashion-mnist' nor an existing folder"), ("noval", "no val/ folder")],
+    [
+        (
+            "missing",
+            "neither 'fashion-mnist', a .npz file of arrays, nor an existing ImageFolder root",
+        ),
+        ("noval", "no val/ folder"),
+    ],
 )
 def test_bad_sources_are_one_line_errors(tmp_path, layout, message):
     root = tmp_path / "data"

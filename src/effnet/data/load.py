@@ -89,7 +89,9 @@ def decode_size(spec: DataSpec, resolution: int | None) -> int:
     return max(resolution, min(2 * resolution, 256))
 
 
-def _fashion_mnist(spec: DataSpec) -> Splits:
+def fashion_mnist_splits(spec: DataSpec) -> Splits:
+    """Fashion-MNIST: minival carved (stratified) from the 60k training images, test the
+    official 10k."""
     train_x, train_y, test_x, test_y = fashion_mnist.load_arrays(spec.data_dir, spec.download)
     train = TensorImages(torch.from_numpy(train_x.copy()).unsqueeze(1), torch.from_numpy(train_y))
     test = TensorImages(torch.from_numpy(test_x.copy()).unsqueeze(1), torch.from_numpy(test_y))
@@ -98,7 +100,24 @@ def _fashion_mnist(spec: DataSpec) -> Splits:
     return Splits(train_part, minival, test, len(names), 1, names, [train, test])
 
 
-def _image_folder(spec: DataSpec, resolution: int | None) -> Splits:
+def numpy_splits(spec: DataSpec) -> Splits:
+    """A .npz file of arrays (effnet.data.numpy_arrays): minival carved from x_train, test is
+    x_test."""
+    from effnet.data import numpy_arrays
+
+    a = numpy_arrays.read(spec.source)
+    train = TensorImages(torch.from_numpy(a["x_train"]), torch.from_numpy(a["y_train"]))
+    test = TensorImages(torch.from_numpy(a["x_test"]), torch.from_numpy(a["y_test"]))
+    train_part, minival = _carve(train, spec)
+    names = [str(n) for n in a["class_names"]]
+    return Splits(train_part, minival, test, len(names), int(a["x_train"].shape[1]), names,
+                  [train, test])  # fmt: skip
+
+
+def image_folder_splits(spec: DataSpec, resolution: int | None) -> Splits:
+    """An ImageFolder root: with a ``test/`` folder, ``val/`` is the minival and ``test/``
+    the test; without one, minival is carved from ``train/`` and ``val/`` is the test split
+    (as ImageNet's validation set is the paper's reported number)."""
     root = Path(spec.source).expanduser()
     if not (root / "train").is_dir():
         raise EffnetError(f"data source {root} has no train/ folder (expected train/ and val/)")
@@ -120,21 +139,13 @@ def _image_folder(spec: DataSpec, resolution: int | None) -> Splits:
 
 
 def load_splits(spec: DataSpec, resolution: int | None = None) -> Splits:
-    """The train / minival / test datasets of ``spec``, yielding (uint8 [C, H, W], label).
-
-    Fashion-MNIST: minival is carved (stratified) from the 60k training images, test is the
-    official 10k. ImageFolder: with a ``test/`` folder, ``val/`` is the minival and ``test/``
-    the test; without one, minival is carved from ``train/`` and ``val/`` is the test split
-    (as ImageNet's validation set is the paper's reported number). ``resolution`` (the
-    model's) sets the decode size of ImageFolder images when ``spec.image_size`` is None.
+    """The train / minival / test datasets of ``spec``, yielding (uint8 [C, H, W], label),
+    by the source's entry in ``effnet.data.sources``. ``resolution`` (the model's) sets the
+    decode size of ImageFolder images when ``spec.image_size`` is None.
     """
-    if spec.is_fashion_mnist:
-        return _fashion_mnist(spec)
-    if not Path(spec.source).expanduser().exists():
-        raise EffnetError(
-            f"data source {spec.source!r} is neither 'fashion-mnist' nor an existing folder"
-        )
-    return _image_folder(spec, resolution)
+    from effnet.data.sources import source_of
+
+    return source_of(spec.source).load(spec, resolution)
 
 
 def in_memory(dataset: Dataset) -> bool:

@@ -19,11 +19,12 @@ MAX_IMAGE_SIZE = 4096  # decode size in pixels; one 4096 px RGB image is 48 MiB
 class DataSpec(Record):
     """Where the images come from and how the training split is carved.
 
-    ``source`` is ``"fashion-mnist"`` or the path of an ImageFolder root holding ``train/``
-    and ``val/`` (optionally ``test/``) class-per-folder subtrees.
+    ``source`` is ``"fashion-mnist"``, a ``.npz`` file of arrays, or the path of an
+    ImageFolder root holding ``train/`` and ``val/`` (optionally ``test/``) class-per-folder
+    subtrees (the table of sources: ``effnet.data.sources``).
     """
 
-    source: str = FASHION_MNIST  # "fashion-mnist" or an ImageFolder root
+    source: str = FASHION_MNIST  # "fashion-mnist", a .npz file or an ImageFolder root
     data_dir: str | None = None  # fashion-mnist IDX folder (searched before the system copy)
     minival: int = 5000  # training images held out (stratified) for model selection
     subset: int | None = None  # use only this many training images (stratified), for quick runs

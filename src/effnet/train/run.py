@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from effnet.arch import Architecture
-from effnet.data import FASHION_MNIST_MEAN, FASHION_MNIST_STD, BatchTransform, DataSpec, load_splits
+from effnet.data import BatchTransform, DataSpec, load_splits
 from effnet.data.fingerprint import fingerprint
 from effnet.errors import EffnetError
 from effnet.io import atomic_write_text
@@ -78,12 +78,15 @@ def transforms(arch: Architecture, recipe: Recipe) -> tuple[nn.Module, nn.Module
 
 
 def with_data_preprocessing(arch: Architecture, data: DataSpec) -> Architecture:
-    """Fashion-MNIST's own statistics and no centre crop become part of the model's config,
-    so the exported model carries the preprocessing it was trained with."""
-    if not data.is_fashion_mnist:
-        return arch
+    """A source's own statistics (Fashion-MNIST's, a .npz file's) and no centre crop become
+    part of the model's config, so the exported model carries the preprocessing it was
+    trained with; an ImageFolder keeps the architecture's (effnet.data.sources)."""
+    from effnet.data.sources import source_of
 
-    return arch.replace(mean=tuple(FASHION_MNIST_MEAN), std=tuple(FASHION_MNIST_STD), crop_pct=1.0)
+    stats = source_of(data.source).normalisation(data.source)
+    if stats is None:
+        return arch
+    return arch.replace(mean=stats[0], std=stats[1], crop_pct=1.0)
 
 
 def _apply_recipe(arch: Architecture, recipe: Recipe) -> Architecture:
