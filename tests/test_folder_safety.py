@@ -142,7 +142,7 @@ def test_search_force_replaces_only_a_search_folder_effnet_made(tmp_path):
     [
         (["--baseline", "no_such_model"], "no_such_model"),
         (["--baseline", "missing/arch.json"], "arch.json"),
-        (["--resolution", "0"], "resolution must be >= 8"),
+        (["--image-size", "0"], "resolution must be >= 8"),
         (["--subset", "-5"], "subset must be a positive"),
         (["--epochs", "0"], "epochs"),
         (["--name", "../up"], "cannot name a folder"),

@@ -237,3 +237,11 @@ def test_workers_started_at_one_instant_train_each_candidate_once(tmp_path, kind
             .get_trials() if not t.user_attrs.get("surplus")
         )  # fmt: skip
         assert states[optuna.trial.TrialState.COMPLETE] == len(ids), (r, states)
+
+
+def test_the_old_workers_keyword_still_means_processes_for_a_release():
+    from effnet.jobs.local import process_count
+
+    assert process_count(3, None) == 3
+    with pytest.warns(DeprecationWarning, match=r"workers= is now processes="):
+        assert process_count(1, 2) == 2

@@ -124,8 +124,11 @@ def test_worker_errors_are_one_line(tmp_path, capsys):
     s = tiny_study()
     cfg = tmp_path / "s.json"
     s.save(cfg)
-    assert main(["study", str(cfg), "--workers", "0", "--out", str(out)]) == 2
-    assert "--workers must be >= 1" in capsys.readouterr().err
+    assert main(["study", str(cfg), "--processes", "0", "--out", str(out)]) == 2
+    assert "--processes must be >= 1" in capsys.readouterr().err
+    assert main(["study", str(cfg), "--workers", "0", "--out", str(out)]) == 2  # old spelling
+    err = capsys.readouterr().err
+    assert "--workers is deprecated here" in err and "--processes must be >= 1" in err
     other = tmp_path / "other.json"
     s.replace(seeds=(5,)).save(other)
     storage = str(tmp_path / "j.journal")

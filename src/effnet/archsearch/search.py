@@ -36,7 +36,7 @@ from effnet.archsearch import workers as w
 from effnet.archsearch.config import ArchSearchConfig, load_space, validate
 from effnet.archsearch.confirm import confirm as confirm_best
 from effnet.archsearch.report import ArchSearchResult, write_outputs
-from effnet.jobs.local import helpers, in_folder
+from effnet.jobs.local import helpers, in_folder, process_count
 from effnet.jobs.trials import wait_for_others
 from effnet.rundir import safe_name
 from effnet.study.data_info import data_shape
@@ -51,13 +51,15 @@ def run_archsearch(
     *,
     storage: str | None = None,
     name: str | None = None,
-    workers: int = 1,
+    processes: int = 1,
+    workers: int | None = None,
     train_fn: Any = None,
     log: Any = None,
     force: bool = False,
 ) -> ArchSearchResult:
     """Run (or join, or resume) a search in the search folder ``out``, with ``workers`` - 1
     more worker processes on this machine (``effnet.jobs.local``); writes the outputs."""
+    workers = process_count(processes, workers)
     out = Path(out)
     if cfg is not None:
         validate(cfg)

@@ -89,3 +89,28 @@ def refuse_overwrite(path: str | Path, force: bool = False) -> Path:
 
 def print_json(obj: Any) -> None:
     print(json.dumps(obj, indent=2))
+
+
+# -- one meaning per name: old spellings accepted for one release, with a notice --------------
+class Deprecated(argparse.Action):
+    """An old flag: stores into the new one's ``dest`` and says once, on stderr, what to use."""
+
+    def __init__(self, option_strings: list[str], dest: str, new: str = "", **kw: Any) -> None:
+        self.new = new
+        super().__init__(option_strings, dest, **kw)
+
+    def __call__(self, parser: Any, namespace: Any, values: Any, option: Any = None) -> None:
+        import sys
+
+        print(f"effnet: {option} is deprecated here and will mean only what it means for "
+              f"'effnet train'; use {self.new}", file=sys.stderr)  # fmt: skip
+        setattr(namespace, self.dest, values)
+
+
+def add_processes_arg(p: argparse.ArgumentParser, default: int | None, what: str) -> None:
+    """``--processes N``: Optuna worker processes on this machine. ``--workers`` means
+    DataLoader decoding processes everywhere (effnet train/eval); here it is the old
+    spelling of ``--processes``, accepted for one release."""
+    p.add_argument("--processes", type=int, default=default, metavar="N", help=what)
+    p.add_argument("--workers", dest="processes", type=int, action=Deprecated,
+                   new="--processes", help=argparse.SUPPRESS)  # fmt: skip

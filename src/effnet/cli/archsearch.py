@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from effnet.cli._common import add_processes_arg
+
 # what a --target-flops suffix multiplies by
 SUFFIXES = {"k": 1e3, "K": 1e3, "M": 1e6, "G": 1e9, "B": 1e9}
 
@@ -40,7 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--storage", metavar="URL", help="Optuna storage: a .journal file or RDB URL")
     p.add_argument("--name", help="search name in the storage (default from the config)")
-    p.add_argument("--workers", metavar="N", default="1", help="worker processes here (1)")
+    add_processes_arg(p, 1, "worker processes on this machine (1)")
     p.add_argument("--join", action="store_true", help="join the search already in --storage")
     p.add_argument("--out", metavar="DIR", help="output folder (default runs/archsearch-<name>)")
     p.add_argument(
@@ -130,9 +132,9 @@ def cmd_search_architecture(args: argparse.Namespace) -> int:
     from effnet.rundir import safe_name
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    workers = _number(args.workers, "--workers", int)
+    workers = args.processes
     if workers < 1:
-        raise EffnetError(f"--workers must be >= 1, got {workers}")
+        raise EffnetError(f"--processes must be >= 1, got {workers}")
     if args.join and args.force:
         raise EffnetError("--force replaces a search folder; it cannot be used with --join")
     if args.show_space:
@@ -147,7 +149,7 @@ def cmd_search_architecture(args: argparse.Namespace) -> int:
         raise EffnetError("--join needs the --name of the search in --storage")
     out = Path(args.out or f"runs/archsearch-{safe_name(name, 'search name')}")
     result = run_archsearch(
-        cfg, out, storage=args.storage, name=name, workers=workers, log=_log, force=args.force
+        cfg, out, storage=args.storage, name=name, processes=workers, log=_log, force=args.force
     )
     if result.best:
         b = result.best

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from effnet.cli._common import Deprecated, add_processes_arg
 from effnet.errors import EffnetError
 from effnet.rundir import safe_name
 from effnet.scaling import PAPER_COEFFICIENTS
@@ -43,9 +44,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--storage",
         metavar="URL",
         help="share the runs among workers through this Optuna storage (a .journal file or an "
-        "RDB URL; default with --workers/--worker: DIR/optuna.journal)",
+        "RDB URL; default with --processes/--worker: DIR/optuna.journal)",
     )
-    p.add_argument("--workers", type=int, help="worker processes on this machine (with storage)")
+    add_processes_arg(p, None, "worker processes on this machine (with storage)")
     p.add_argument(
         "--worker", action="store_true", help="join the study in --storage as one more worker"
     )
@@ -66,13 +67,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--step", type=float, help="grid spacing (default 0.05)")
     p.add_argument("--tolerance", type=float, help="|alpha*beta^2*gamma^2 - 2| bound (0.1)")
     p.add_argument("--baseline", help="baseline model name or architecture JSON")
-    p.add_argument("--resolution", type=int, help="proxy base resolution in pixels")
+    p.add_argument("--image-size", dest="resolution", type=int, metavar="PX",
+                   help="proxy base resolution in pixels")  # fmt: skip
+    p.add_argument("--resolution", dest="resolution", type=int, action=Deprecated,
+                   new="--image-size (pixels)", help=argparse.SUPPRESS)  # fmt: skip
     p.add_argument("--epochs", type=float, help="epochs per candidate")
     p.add_argument("--subset", type=int, help="training images per candidate")
     p.add_argument("--no-prune", action="store_true", help="train every candidate fully")
     p.add_argument("--storage", metavar="URL", help="Optuna storage: a .journal file or RDB URL")
     p.add_argument("--name", help="study name in the storage (default from the config)")
-    p.add_argument("--workers", type=int, default=1, help="worker processes on this machine")
+    add_processes_arg(p, 1, "worker processes on this machine (1)")
     p.add_argument("--join", action="store_true", help="join the search already in --storage")
     p.add_argument("--out", metavar="DIR", help="output folder (default runs/search-<name>)")
     p.add_argument(
@@ -134,7 +138,7 @@ def cmd_study(args: argparse.Namespace) -> int:
         study = study.with_budget(args.seeds, args.epochs, args.subset, args.training_budgets)
         safe_name(study.name, "study name")
     out = Path(args.out or f"runs/study-{study.name if study else 'quick'}")
-    if args.storage or args.worker or args.report or args.workers is not None:
+    if args.storage or args.worker or args.report or args.processes is not None:
         return _distributed(study, out, args)
     if args.resume and study is not None and (out / "study.json").is_file() and not args.config:
         study = None  # --quick --resume: continue whatever the folder holds
@@ -152,12 +156,12 @@ def _distributed(study: Any, out: Path, args: argparse.Namespace) -> int:
     from effnet.study.study_workers import run_workers
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    if args.workers is not None and args.workers < 1:
-        raise EffnetError(f"--workers must be >= 1, got {args.workers}")
+    if args.processes is not None and args.processes < 1:
+        raise EffnetError(f"--processes must be >= 1, got {args.processes}")
     if args.force:
         raise EffnetError("--force cannot be used with workers; give another --out")
     rows, complete = run_workers(
-        study, out, args.storage, workers=args.workers or 1, report_only=args.report, log=_log
+        study, out, args.storage, processes=args.processes or 1, report_only=args.report, log=_log
     )
     print(f"report: {out / 'report.md'} ({len(rows)} runs; "
           f"{'complete' if complete else 'not complete yet'})")  # fmt: skip
@@ -171,8 +175,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     from effnet.study.search import run_search
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    if args.workers < 1:
-        raise EffnetError(f"--workers must be >= 1, got {args.workers}")
+    if args.processes < 1:
+        raise EffnetError(f"--processes must be >= 1, got {args.processes}")
     if args.join and args.force:
         raise EffnetError("--force replaces a search folder; it cannot be used with --join")
     cfg: SearchConfig | None = None
@@ -185,7 +189,13 @@ def cmd_search(args: argparse.Namespace) -> int:
     name = args.name or (cfg.name if cfg else None)
     out = Path(args.out or f"runs/search-{safe_name(name or 'coefficients', 'search name')}")
     result = run_search(
-        cfg, out, storage=args.storage, name=name, workers=args.workers, log=_log, force=args.force
+        cfg,
+        out,
+        storage=args.storage,
+        name=name,
+        processes=args.processes,
+        log=_log,
+        force=args.force,
     )
     if result.best:
         b = result.best

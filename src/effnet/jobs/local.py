@@ -21,6 +21,18 @@ from effnet.rundir import ToolFolder
 T = TypeVar("T")
 
 
+def process_count(processes: int, workers: int | None) -> int:
+    """``processes``, or the old keyword ``workers`` (which now means DataLoader workers
+    only, as in DataSpec), accepted for one release with a DeprecationWarning."""
+    if workers is None:
+        return processes
+    import warnings
+
+    what = "workers= is now processes= (worker processes); workers= keeps its DataLoader meaning"
+    warnings.warn(what, DeprecationWarning, stacklevel=3)
+    return workers
+
+
 def in_folder(out: Path, kind: str, name: str, force: bool, body: Callable[[], T]) -> T:
     """``body()`` while this process holds the search folder ``out`` (shared with the
     search's other workers)."""

@@ -26,7 +26,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from effnet.jobs.local import helpers, in_folder
+from effnet.jobs.local import helpers, in_folder, process_count
 from effnet.rundir import safe_name
 from effnet.study.coefficients import SearchConfig, validate
 from effnet.study.runner import default_train_fn
@@ -41,7 +41,8 @@ def run_search(
     *,
     storage: str | None = None,
     name: str | None = None,
-    workers: int = 1,
+    processes: int = 1,
+    workers: int | None = None,
     train_fn: Any = None,
     log: Any = None,
     force: bool = False,
@@ -49,6 +50,7 @@ def run_search(
     """Run (or join, or resume) the grid search in the search folder ``out``, with
     ``workers`` - 1 more worker processes on this machine (``effnet.jobs.local``); writes
     the outputs."""
+    workers = process_count(processes, workers)
     out = Path(out)
     if cfg is not None:
         validate(cfg)

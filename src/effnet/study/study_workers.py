@@ -38,6 +38,7 @@ from optuna.trial import TrialState
 from effnet.data import DataSpec
 from effnet.errors import EffnetError
 from effnet.jobs.join import join_study, study_names
+from effnet.jobs.local import process_count
 from effnet.jobs.storage import open_storage
 from effnet.jobs.trials import (
     MAX_RETRIES,
@@ -202,7 +203,8 @@ def run_workers(
     out: str | Path,
     storage: str | None,
     *,
-    workers: int = 1,
+    processes: int = 1,
+    workers: int | None = None,
     report_only: bool = False,
     train_fn: Any = None,
     log: Callable = print,
@@ -213,6 +215,7 @@ def run_workers(
 
     ``out`` is a study folder effnet made (or a new one), shared-locked by every worker on
     this machine; a sequential ``effnet study`` cannot run in it at the same time."""
+    workers = process_count(processes, workers)
     from effnet.study.runner import default_train_fn
 
     out = Path(out)
