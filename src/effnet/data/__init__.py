@@ -9,7 +9,8 @@ from effnet.data.augment import BatchTransform
 from effnet.data.fashion_mnist import CLASS_NAMES as FASHION_MNIST_CLASSES
 from effnet.data.fashion_mnist import MEAN as FASHION_MNIST_MEAN
 from effnet.data.fashion_mnist import STD as FASHION_MNIST_STD
-from effnet.data.load import Splits, TensorImages, in_memory, load_splits, make_loader, targets_of
+from effnet.data.load import Splits, TensorImages, in_memory, make_loader, targets_of
+from effnet.data.sources import load_splits
 from effnet.data.spec import DataSpec
 from effnet.data.split import stratified_pick, stratified_split
 

@@ -138,16 +138,6 @@ def image_folder_splits(spec: DataSpec, resolution: int | None) -> Splits:
     return Splits(train_part, minival, val, len(classes), 3, classes, [train, val])
 
 
-def load_splits(spec: DataSpec, resolution: int | None = None) -> Splits:
-    """The train / minival / test datasets of ``spec``, yielding (uint8 [C, H, W], label),
-    by the source's entry in ``effnet.data.sources``. ``resolution`` (the model's) sets the
-    decode size of ImageFolder images when ``spec.image_size`` is None.
-    """
-    from effnet.data.sources import source_of
-
-    return source_of(spec.source).load(spec, resolution)
-
-
 def in_memory(dataset: Dataset) -> bool:
     """True when items are already decoded tensors (worker processes would only add cost)."""
     if isinstance(dataset, Subset):

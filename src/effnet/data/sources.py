@@ -9,7 +9,7 @@ how it loads into train / minival / test (found, verified and split by its own m
 | ImageFolder | a folder: ``train/``, ``val/`` (``test/``) | ``effnet.data.imagefolder`` |
 
 A new source is one entry in ``SOURCES`` and its module (and its test); NumPy arrays were
-added that way.
+added that way. ``load_splits`` reads the table.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from effnet.data import numpy_arrays
-from effnet.data.spec import FASHION_MNIST
+from effnet.data.load import Splits, fashion_mnist_splits, image_folder_splits, numpy_splits
+from effnet.data.spec import FASHION_MNIST, DataSpec
 from effnet.errors import EffnetError
 
 Stats = tuple[tuple[float, ...], tuple[float, ...]]
@@ -35,24 +36,6 @@ class Source:
     # mean/std the trained model keeps (with no centre crop); None: the architecture's
     normalisation: Callable[[str], Stats | None]
     load: Callable[[Any, int | None], Any]  # (DataSpec, model resolution) -> Splits
-
-
-def _fashion_load(spec: Any, resolution: int | None) -> Any:
-    from effnet.data.load import fashion_mnist_splits
-
-    return fashion_mnist_splits(spec)
-
-
-def _numpy_load(spec: Any, resolution: int | None) -> Any:
-    from effnet.data.load import numpy_splits
-
-    return numpy_splits(spec)
-
-
-def _folder_load(spec: Any, resolution: int | None) -> Any:
-    from effnet.data.load import image_folder_splits
-
-    return image_folder_splits(spec, resolution)
 
 
 def _folder_shape(source: str) -> tuple[int, int]:
@@ -87,11 +70,11 @@ def _fashion_stats(source: str) -> Stats:
 
 SOURCES: tuple[Source, ...] = (
     Source("fashion-mnist", lambda s: s == FASHION_MNIST, lambda s: (10, 1), lambda s: 28,
-           _fashion_stats, _fashion_load),
+           _fashion_stats, lambda spec, resolution: fashion_mnist_splits(spec)),
     Source("numpy", numpy_arrays.claims, numpy_arrays.shape, numpy_arrays.native,
-           numpy_arrays.normalisation, _numpy_load),
+           numpy_arrays.normalisation, lambda spec, resolution: numpy_splits(spec)),
     Source("imagefolder", lambda s: Path(s).expanduser().is_dir(), _folder_shape,
-           _folder_native, lambda s: None, _folder_load),
+           _folder_native, lambda s: None, image_folder_splits),
 )  # fmt: skip
 
 
@@ -104,3 +87,10 @@ def source_of(source: str) -> Source:
         f"data source {source!r} is neither 'fashion-mnist', a .npz file of arrays, nor an "
         "existing ImageFolder root"
     )
+
+
+def load_splits(spec: DataSpec, resolution: int | None = None) -> Splits:
+    """The train / minival / test datasets of ``spec``, yielding (uint8 [C, H, W], label),
+    by its source's entry. ``resolution`` (the model's) sets the decode size of ImageFolder
+    images when ``spec.image_size`` is None."""
+    return source_of(spec.source).load(spec, resolution)
