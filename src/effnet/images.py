@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from effnet.arch import INTERPOLATIONS, preprocessing
 from effnet.errors import EffnetError
@@ -105,7 +105,7 @@ def open_image(path: str | Path, mode: str = "RGB") -> Image.Image:
         with Image.open(p) as img:
             check_image_size(img.size, p)
             img.load()
-            return _convert(img, mode)
+            return to_mode(img, mode)
     except (
         UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError,
         MemoryError,
@@ -113,12 +113,22 @@ def open_image(path: str | Path, mode: str = "RGB") -> Image.Image:
         raise EffnetError(f"{p}: not a readable image ({type(e).__name__}: {e})") from None
 
 
-def _convert(img: Image.Image, mode: str) -> Image.Image:
-    if img.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
+def to_mode(img: Image.Image, mode: str) -> Image.Image:
+    """An opened image as a user's viewer shows it, in ``mode`` ("RGB" or "L"): turned as
+    its EXIF orientation says (a phone photo marked "rotate 90°"), 16-bit and 32-bit
+    integer pixels scaled by their bit depth (65535 is white; never stretched per image),
+    float pixels read as [0, 1] (or [0, 255] when above 1), transparency on white, palette
+    and CMYK converted by Pillow. Every reader (predict, cam, eval, ImageFolder) uses this."""
+    img = ImageOps.exif_transpose(img) or img
+    if img.mode in ("I", "I;16", "I;16B", "I;16L"):
         a = np.asarray(img, dtype=np.float64)
-        lo, hi = float(a.min()), float(a.max())
-        a = (a - lo) / (hi - lo) * 255 if hi > lo else np.zeros_like(a)
-        img = Image.fromarray(a.astype(np.uint8), "L")
+        wide = img.mode == "I" and a.size and a.max() > 65535  # 32-bit data, not 16-bit in I
+        a = a / (16843009.0 if wide else 257.0)  # (2**32 - 1) / 255, (2**16 - 1) / 255
+        img = Image.fromarray(np.clip(np.rint(a), 0, 255).astype(np.uint8), "L")
+    elif img.mode == "F":
+        a = np.asarray(img, dtype=np.float64)
+        a = a * 255.0 if a.size and np.nanmax(a) <= 1.0 else a
+        img = Image.fromarray(np.clip(np.nan_to_num(np.rint(a)), 0, 255).astype(np.uint8), "L")
     if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
         rgba = img.convert("RGBA")
         bg = Image.new("RGBA", rgba.size, (255, 255, 255, 255))

@@ -16,7 +16,7 @@ from __future__ import annotations
 import io
 import json
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -294,16 +294,56 @@ class Guess:
     probability: float
 
 
+def image_paths(args: Sequence[str]) -> list[str]:
+    """Image files from what a user typed: files as given, folders walked (sorted, image
+    extensions only, hidden files skipped), shell-style globs (``**`` too) expanded. A
+    folder or glob that holds no image is a one-line error naming it."""
+    import glob
+
+    from effnet.data.imagefolder import EXTENSIONS
+
+    out: list[str] = []
+    for a in args:
+        p = Path(a).expanduser()
+        if p.is_dir():
+            files = (f for f in p.rglob("*") if f.is_file() and not f.name.startswith("."))
+            found = sorted(str(f) for f in files if f.suffix.lower() in EXTENSIONS)
+        elif any(c in a for c in "*?[") and not p.exists():
+            found = sorted(glob.glob(str(p), recursive=True))
+        else:
+            out.append(a)
+            continue
+        if not found:
+            raise EffnetError(f"{a}: no image files there")
+        out.extend(found)
+    return out
+
+
+def iter_predictions(
+    runner: Runner, paths: Sequence[str], top_k: int, batch_size: int
+) -> Iterator[tuple[str, Any, str | None]]:
+    """(path, guesses, None) or (path, None, why it could not be read) for each image, in
+    order, batch by batch as each is done: a long list streams, bad files never stop it."""
+    pre = Preprocess.of(runner)
+    for i in range(0, len(paths), batch_size):
+        chunk = list(paths[i : i + batch_size])
+        batch = load_batch(chunk, pre)
+        guesses = dict(zip(batch.paths, runner.top_k(batch.tensor, top_k))) if batch.paths else {}
+        failed = dict(batch.failed)
+        for p in chunk:
+            p = str(p)
+            yield (p, guesses[p], None) if p in guesses else (p, None, failed.get(p, "unreadable"))
+
+
 def predict_files(
     runner: Runner, paths: list[str], top_k: int, batch_size: int
 ) -> tuple[list[tuple[str, Any]], list[tuple[str, str]]]:
     """Top-k classes of image files, read in batches with the runner's preprocessing:
     ([(path, guesses)], [(path, why it could not be read)]); bad files never stop the rest."""
-    pre = Preprocess.of(runner)
     results, failed = [], []
-    for i in range(0, len(paths), batch_size):
-        batch = load_batch(paths[i : i + batch_size], pre)
-        failed.extend(batch.failed)
-        if batch.paths:
-            results.extend(zip(batch.paths, runner.top_k(batch.tensor, top_k)))
+    for path, guesses, why in iter_predictions(runner, paths, top_k, batch_size):
+        if why is None:
+            results.append((path, guesses))
+        else:
+            failed.append((path, why))
     return results, failed

@@ -162,14 +162,15 @@ def from_config(
 ) -> Resolved:
     """A model's ``config.json``: ours (the architecture as an object) or timm's (a name,
     ``model_args``, ``pretrained_cfg``, ``label_names``)."""
-    from effnet.weights.format import config_architecture, is_effnet_config
+    from effnet.weights.format import check_class_names, config_architecture, is_effnet_config
 
     arch_field = config.get("architecture")
     if is_effnet_config(config):
         arch = config_architecture(config, where)
         if overrides:
             arch = get_arch(arch, **overrides)
-        names = config.get("class_names")
+        names = check_class_names(config.get("class_names"), _int(config, "num_classes", where),
+                                  where)  # fmt: skip
         return Resolved(
             arch, label, source="effnet", num_classes=_int(config, "num_classes", where),
             in_chans=_int(config, "in_chans", where) or 3,
@@ -194,8 +195,8 @@ def from_config(
     given = config.get("pretrained_cfg") or {}
     cfg = {k: tuple(v) if isinstance(v, list) else v for k, v in given.items()}  # as timm
     arch = with_cfg(arch, cfg, overrides)
-    names = config.get("label_names")
     n = config.get("num_classes", args.get("num_classes", cfg.get("num_classes")))
+    names = check_class_names(config.get("label_names"), int(n) if n is not None else None, where)
     return Resolved(
         arch, label, source="auto", num_classes=int(n) if n is not None else None,
         in_chans=int(config.get("in_chans", args.get("in_chans", 3))),

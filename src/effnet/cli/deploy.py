@@ -31,8 +31,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("predict", help="top-k classes of images (the model's preprocessing)")
     _model_args(p, onnx=True)
-    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files, folders or globs")
     p.add_argument("--top-k", type=positive_int, default=5, help="classes to show per image (5)")
+    p.add_argument("--out", metavar="FILE", help="also write the predictions (.csv or .json)")
+    p.add_argument("--force", action="store_true", help="overwrite the --out FILE")
     p.add_argument("--classes", metavar="FILE", help="class names, one per line")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument(
@@ -209,36 +211,79 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from effnet.infer import predict_files
+    """Images (files, folders, globs) in; each image's top-k printed as soon as its batch
+    is done, with progress on a terminal; ``--out`` also writes them as CSV or JSON."""
+    from effnet.infer import image_paths, iter_predictions
 
     if args.top_k < 1:
         raise EffnetError(f"--top-k must be >= 1, got {args.top_k}")
     if args.batch_size < 1:
         raise EffnetError(f"--batch-size must be >= 1, got {args.batch_size}")
+    out = refuse_overwrite(args.out, args.force) if args.out else None
+    if out is not None and out.suffix.lower() not in (".csv", ".json"):
+        raise EffnetError(f"--out {out}: give a .csv or .json file")
+    paths = image_paths(args.images)
     runner = _runner(args)
-    results, failed = predict_files(runner, args.images, args.top_k, args.batch_size)
-    _report_failures(failed, bool(results))
+    results, failed = [], []
+    stream = iter_predictions(runner, paths, args.top_k, args.batch_size)
+    for path, guesses, why in _with_progress(stream, len(paths)):
+        if why is not None:
+            failed.append((path, why))
+            if results:  # before the first readable image, held: none may be readable
+                print(f"effnet: skipped {why}", file=sys.stderr, flush=True)
+            continue
+        if not results:
+            for _, held in failed:
+                print(f"effnet: skipped {held}", file=sys.stderr, flush=True)
+        results.append((path, guesses))
+        if not args.json:
+            lines = [path] + [f"  {g.probability:7.4f}  {g.label}"
+                              + (f"  ({g.index})" if g.label != str(g.index) else "")
+                              for g in guesses]  # fmt: skip
+            print("\n".join(lines), flush=True)
+    if not results:
+        _report_failures(failed, False)
+    doc = {"predictions": [{"image": p, "top_k": [g.__dict__ for g in gs]} for p, gs in results],
+           "errors": [{"image": p, "error": m} for p, m in failed]}  # fmt: skip
     if args.json:
-        print(
-            json.dumps(
-                {
-                    "predictions": [
-                        {"image": p, "top_k": [g.__dict__ for g in gs]} for p, gs in results
-                    ],
-                    "errors": [{"image": p, "error": m} for p, m in failed],
-                },
-                indent=2,
-            )
-        )
-    else:
-        for path, guesses in results:
-            print(path)
-            for g in guesses:
-                print(
-                    f"  {g.probability:7.4f}  {g.label}"
-                    + (f"  ({g.index})" if g.label != str(g.index) else "")
-                )
+        print(json.dumps(doc, indent=2))
+    if out is not None:
+        _write_predictions(out, doc)
+        print(f"wrote {out} ({len(results)} images)", file=sys.stderr)
     return 0
+
+
+def _with_progress(items: Any, total: int) -> Any:
+    """``items`` as they come, with a progress bar on stderr when it is a terminal."""
+    if not sys.stderr.isatty():
+        yield from items
+        return
+    from rich.console import Console
+    from rich.progress import Progress
+
+    with Progress(console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("predict", total=total)
+        for item in items:
+            bar.advance(task)
+            yield item
+
+
+def _write_predictions(out: Path, doc: dict[str, Any]) -> None:
+    import csv
+    import io
+
+    from effnet.io import atomic_write_text
+
+    if out.suffix.lower() == ".json":
+        atomic_write_text(out, json.dumps(doc, indent=2) + "\n")
+        return
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["image", "rank", "index", "label", "probability"])
+    for row in doc["predictions"]:
+        for rank, g in enumerate(row["top_k"], 1):
+            w.writerow([row["image"], rank, g["index"], g["label"], f"{g['probability']:.6f}"])
+    atomic_write_text(out, buf.getvalue())
 
 
 def cmd_cam(args: argparse.Namespace) -> int:

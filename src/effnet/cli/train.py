@@ -111,6 +111,8 @@ def add_data_args(p: argparse.ArgumentParser, default: str | None = "fashion-mni
     g.add_argument("--subset", type=int, help="train on only this many images (quick runs)")
     g.add_argument("--decode-size", type=int, help="ImageFolder decode size in pixels")
     g.add_argument("--workers", type=int, help="data loader processes (default 2)")
+    what = "keep an ImageFolder class folder that holds no image (else an error)"
+    g.add_argument("--allow-empty-classes", action="store_true", help=what)
 
 
 def data_spec(args: argparse.Namespace) -> object:
@@ -125,7 +127,8 @@ def data_spec(args: argparse.Namespace) -> object:
         workers=args.workers,
     )
     spec = DataSpec(**{k: v for k, v in fields.items() if v is not None})
-    return dataclasses.replace(spec, download=args.download)
+    allow = bool(getattr(args, "allow_empty_classes", False))
+    return dataclasses.replace(spec, download=args.download, allow_empty_classes=allow)
 
 
 def recipe_from(args: argparse.Namespace) -> object:
@@ -248,4 +251,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     )
     if png:
         print(f"confusion matrix: {png}")
+    skipped = result.get("skipped") or []
+    if skipped:  # as train lists them: a count here, each file on stderr
+        print(f"{len(skipped)} unreadable file(s) skipped:", file=sys.stderr)
+        for path in skipped:
+            print(f"  {path}", file=sys.stderr)
     return 0

@@ -9,6 +9,7 @@ worker process shares, so the run can list all of them at the end.
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
 from effnet.errors import EffnetError
-from effnet.images import check_image_size
+from effnet.images import check_image_size, to_mode
 
 EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 _DECODE_ERRORS = (
@@ -125,7 +126,7 @@ def decode(path: str, size: int) -> torch.Tensor:
     with Image.open(path) as img:
         check_image_size(img.size, path)
         img.draft("RGB", (size, size))
-        img = img.convert("RGB")
+        img = to_mode(img, "RGB")  # EXIF orientation, bit depth, alpha: as every reader
         w, h = img.size
         scale = size / min(w, h)
         nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
@@ -139,13 +140,31 @@ def decode(path: str, size: int) -> torch.Tensor:
 class ImageFolder(Dataset):
     """Samples of a class-per-folder tree as (uint8 [3, size, size], label)."""
 
-    def __init__(self, root: str | Path, size: int, classes: list[str] | None = None) -> None:
+    def __init__(
+        self, root: str | Path, size: int, classes: list[str] | None = None,
+        every_class: bool = False, allow_empty: bool = False,
+    ) -> None:  # fmt: skip
+        """``every_class``: this folder defines the classes (``train/``), so a class folder
+        without a readable image is an error naming it, as torchvision's ImageFolder
+        refuses, unless ``allow_empty`` (then a warning on stderr)."""
         self.root = Path(root)
         self.size = size
         self.classes = classes if classes is not None else class_folders(self.root)
         self.samples, self.scan_bad = scan(self.root, self.classes)
         if not self.samples:
             raise EffnetError(f"image folder {self.root} holds no readable images")
+        if every_class:
+            seen = {label for _, label in self.samples}
+            empty = [c for i, c in enumerate(self.classes) if i not in seen]
+            if empty and not allow_empty:
+                raise EffnetError(
+                    f"class folder {self.root / empty[0]} holds no readable image"
+                    + (f" (nor do {len(empty) - 1} more)" if len(empty) > 1 else "")
+                    + ": remove it, add images, or pass --allow-empty-classes to keep it as a class"
+                )
+            if empty:
+                print(f"effnet: warning: {len(empty)} empty class folder(s) kept as classes: "
+                      f"{', '.join(empty)}", file=sys.stderr)  # fmt: skip
         self.targets = np.array([label for _, label in self.samples], dtype=np.int64)
         fd, journal = tempfile.mkstemp(prefix="effnet-bad-files-", suffix=".txt")
         os.close(fd)

@@ -125,7 +125,8 @@ def image_folder_splits(spec: DataSpec, resolution: int | None) -> Splits:
         raise EffnetError(f"data source {root} has no val/ folder (expected train/ and val/)")
     size = decode_size(spec, resolution)
     classes = class_folders(root / "train")
-    train = ImageFolder(root / "train", size, classes)
+    train = ImageFolder(root / "train", size, classes, every_class=True,
+                        allow_empty=spec.allow_empty_classes)  # fmt: skip
     val = ImageFolder(root / "val", size, classes)
     if (root / "test").is_dir():
         test = ImageFolder(root / "test", size, classes)

@@ -32,6 +32,7 @@ class DataSpec(Record):
     seed: int = 0  # seeds the minival/subset draw (not the training order)
     download: bool = False  # fetch fashion-mnist from its canonical URL when not found
     workers: int = 2  # DataLoader worker processes for decoding
+    allow_empty_classes: bool = False  # ImageFolder: keep a class folder with no image
 
     def __post_init__(self) -> None:
         _check_types(self)

@@ -116,7 +116,8 @@ def evaluate_run(
     result = evaluate(
         runner, batches(dataset, sampler, data.workers), transform, splits.num_classes, d
     )
-    result.update(split=split, class_names=splits.class_names, model=arch.name, tta=tta)
+    result.update(split=split, class_names=splits.class_names, model=arch.name, tta=tta,
+                  skipped=splits.bad_files)  # fmt: skip
     return result
 
 

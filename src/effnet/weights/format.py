@@ -123,6 +123,25 @@ def read_config(directory: str | Path) -> dict[str, Any]:
     return config
 
 
+def check_class_names(names: Any, num_classes: int | None, where: str) -> list[str] | None:
+    """A config's class names (ours: ``class_names``, timm's: ``label_names``), checked:
+    strings, one per class, no two alike; None when the config has none."""
+    if names is None:
+        return None
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise EffnetError(f"{where}: class_names must be a list of strings")
+    if num_classes is not None and len(names) != num_classes:
+        raise EffnetError(
+            f"{where}: class_names lists {len(names)} names for a model of {num_classes} classes"
+        )
+    seen: set[str] = set()
+    for n in names:
+        if n in seen:
+            raise EffnetError(f"{where}: class name {n!r} appears twice")
+        seen.add(n)
+    return names
+
+
 def is_effnet_config(config: dict[str, Any]) -> bool:
     """Ours describes the architecture as an object (format 2: ``effnet_architecture``;
     format 1: ``architecture``); a timm hub config only names it."""
@@ -161,5 +180,6 @@ def from_pretrained(directory: str | Path) -> torch.nn.Module:
     model = build(arch, num_classes=num_classes, in_chans=in_chans)
     state_dict, _ = read_safetensors(folder / WEIGHTS)
     load_foreign(model, state_dict, source="effnet")
-    model.class_names = config.get("class_names")
+    model.class_names = check_class_names(config.get("class_names"), num_classes,
+                                          str(folder / CONFIG))  # fmt: skip
     return model.eval()

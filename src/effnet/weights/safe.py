@@ -10,6 +10,7 @@ the unrestricted loader.
 from __future__ import annotations
 
 import pickle
+import warnings
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -44,7 +45,9 @@ def read_pickle(path: str | Path) -> Any:
     """``torch.load(weights_only=True)``: tensors and containers only, never code."""
     p = Path(path)
     try:
-        return torch.load(p, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's note on the pickle protocol: ours is the line
+            warnings.filterwarnings("ignore", message=".*pickle protocol", category=UserWarning)
+            return torch.load(p, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise EffnetError(
