@@ -57,8 +57,8 @@ def test_palette_and_cmyk_images_read_as_rgb(tmp_path):
 
 # -- model folders ---------------------------------------------------------------------------
 def test_class_names_are_checked_when_a_model_folder_loads(tmp_path, capsys):
-    folder = save_pretrained(create_model("efficientnet_b0", width=0.25, depth=0.25,
-                                          num_classes=10), tmp_path / "m")  # fmt: skip
+    model = create_model("efficientnet_b0", width=0.25, depth=0.25, num_classes=10)
+    folder = save_pretrained(model, tmp_path / "m")
     config = json.loads((folder / "config.json").read_text())
     config["class_names"] = ["a", "b", "c"]
     (folder / "config.json").write_text(json.dumps(config))
@@ -132,8 +132,8 @@ def test_eval_reports_the_files_it_skipped(tmp_path):
 def test_predict_takes_folders_and_globs_streams_and_writes_csv_and_json(tmp_path, capsys):
     import csv
 
-    folder = save_pretrained(create_model("efficientnet_b0", width=0.25, depth=0.25,
-                                          resolution=32, num_classes=4), tmp_path / "m")  # fmt: skip
+    model = create_model("efficientnet_b0", width=0.25, depth=0.25, resolution=32, num_classes=4)
+    folder = save_pretrained(model, tmp_path / "m")
     imgs = tmp_path / "imgs" / "sub"
     imgs.mkdir(parents=True)
     for i in range(5):
