@@ -141,8 +141,9 @@ def test_predict_takes_folders_and_globs_streams_and_writes_csv_and_json(tmp_pat
     (imgs / "notes.txt").write_text("not an image")
     (tmp_path / "imgs" / "broken.png").write_bytes(b"x")
     out = tmp_path / "p.csv"
-    argv = ["predict", str(folder), str(tmp_path / "imgs"), str(tmp_path / "imgs/sub/[01].png"),
-            "--backend", "eager", "--top-k", "2", "--batch-size", "2", "--out", str(out)]  # fmt: skip
+    inputs = [str(tmp_path / "imgs"), str(tmp_path / "imgs/sub/[01].png")]  # a folder, a glob
+    argv = ["predict", str(folder), *inputs, "--backend", "eager", "--top-k", "2",
+            "--batch-size", "2", "--out", str(out)]  # fmt: skip
     assert main(argv) == 0
     captured = capsys.readouterr()
     shown = [line for line in captured.out.splitlines() if not line.startswith("  ")]
