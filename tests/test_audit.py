@@ -160,3 +160,57 @@ def test_predict_takes_folders_and_globs_streams_and_writes_csv_and_json(tmp_pat
     assert len(doc["predictions"]) == 7 and doc["errors"][0]["image"].endswith("broken.png")
     assert main(["predict", str(folder), str(tmp_path / "nothing-*.png")]) == 2
     assert "no image files there" in capsys.readouterr().err
+
+
+# -- messages that name the real problem -----------------------------------------------------
+def test_messages_name_the_actual_problem(tmp_path, capsys, monkeypatch):
+    import os
+
+    from effnet.rundir import ToolFolder
+
+    def one_line(argv):
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0, err
+        return err
+
+    bad = tmp_path / "s.json"
+    bad.write_text('{"step": "0.1"}')
+    assert "search step must be a number, got '0.1'" in one_line(
+        ["search-coefficients", str(bad), "--out", str(tmp_path / "se")]
+    )
+    run = tmp_path / "r1"
+    ToolFolder(run, "run").create()
+    (run / "config.json").write_text("{}")
+    err = one_line(["study", "--resume", "--out", str(run)])
+    assert "it is effnet's run folder, not a study" in err and "pass --resume" not in err
+    err = one_line(["study", "--quick", "--resume", "--out", str(run)])
+    assert "is effnet's run folder, not a study" in err and "pass --resume" not in err
+    err = one_line(["study", "--quick", "--force", "--out", str(run)])
+    assert "is effnet's run folder, not a study folder" in err and "no .effnet-folder" not in err
+    empty = tmp_path / "empty-model"
+    empty.mkdir()
+    img = tmp_path / "x.png"
+    Image.new("RGB", (32, 32)).save(img)
+    err = one_line(["predict", str(empty), str(img)])
+    assert "not a model folder (no config.json)" in err and "unknown model" not in err
+    model = create_model("efficientnet_b0", width=0.25, depth=0.25, resolution=32, num_classes=10,
+                         in_chans=1)  # fmt: skip
+    folder = save_pretrained(model, tmp_path / "m")
+    err = one_line(["eval", str(folder)])
+    assert "saved model, not a run folder" in err and "--data" in err
+    if os.geteuid() != 0:  # root ignores permissions
+        ro = tmp_path / "ro"
+        ro.mkdir()
+        ro.chmod(0o500)
+        err = one_line(["study", "--quick", "--out", str(ro / "s")])
+        assert ".s." not in err and str(ro / "s") in err
+
+
+def test_eval_of_a_model_on_fashion_mnist_needs_no_minival_for_the_test_split(tmp_path, capsys):
+    model = create_model("efficientnet_b0", width=0.25, depth=0.25, resolution=32, num_classes=10,
+                         in_chans=1)  # fmt: skip
+    folder = save_pretrained(model, tmp_path / "m")
+    assert main(["eval", str(folder), "--data", "fashion-mnist", "--subset", "50",
+                 "--json"]) == 0  # fmt: skip
+    assert json.loads(capsys.readouterr().out)["images"] == 300  # the slice's test split

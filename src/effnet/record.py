@@ -80,3 +80,24 @@ class Record:
     def save(self, path: str | Path) -> Path:
 
         return atomic_write_text(path, self.to_json() + "\n")
+
+
+def check_number_fields(obj: Any, what: str) -> None:
+    """Every field annotated ``float`` or ``int`` (optionally ``| None``) holds a number, so
+    a JSON "0.1" or true names its field in one line instead of failing later in arithmetic."""
+    import dataclasses
+
+    for f in dataclasses.fields(obj):
+        kind = str(f.type).replace(" ", "")
+        base, optional = kind.removesuffix("|None"), kind.endswith("|None")
+        if base not in ("float", "int"):
+            continue
+        v = getattr(obj, f.name)
+        if v is None and optional:
+            continue
+        ok = isinstance(v, (int, float)) and not isinstance(v, bool)
+        if base == "int":
+            ok = ok and float(v).is_integer()
+        if not ok:
+            kind_name = "a whole number" if base == "int" else "a number"
+            raise EffnetError(f"{what} {f.name} must be {kind_name}, got {v!r}")

@@ -82,8 +82,12 @@ class ToolFolder:
         """Make the folder, marker included, in one rename. An empty folder is replaced;
         one that another process has just made with the same marker is accepted."""
         parent = self.path.parent
-        parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", dir=parent))
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", dir=parent))
+        except OSError as e:  # name the folder asked for, not the temp folder made beside it
+            why = e.strerror or type(e).__name__
+            raise EffnetError(f"cannot create {self.path}: {why} (in {parent})") from None
         try:
             umask = os.umask(0)
             os.umask(umask)
@@ -106,6 +110,11 @@ class ToolFolder:
             return (
                 f"{self.path} holds another {self.kind} ({held}); choose another --out, or "
                 "pass --force to replace it"
+            )
+        if m is not None and m.get("kind"):
+            return (
+                f"{self.path} is effnet's {m['kind']} folder, not a {self.kind} folder; effnet "
+                "never replaces one kind with another: choose another --out"
             )
         return (
             f"{self.path} exists and was not written by effnet as a {self.kind} folder "

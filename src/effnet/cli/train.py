@@ -234,7 +234,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     target = Path(args.target)
     is_run = runfolder.is_run(target)
-    spec = data_spec(args) if args.data else None
+    given = args.data or args.data_dir or args.subset is not None or args.minival is not None
+    spec = data_spec(args) if given else None
     result = evaluate_run(args.target, spec, split=args.split, tta=args.tta)
     png = args.png or (str(target / f"confusion_{args.split}.png") if is_run else None)
     if args.png:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from effnet.errors import EffnetError
-from effnet.record import Record, checked_fields, construct
+from effnet.record import Record, check_number_fields, checked_fields, construct
 from effnet.registry import get_arch
 from effnet.rundir import safe_name
 from effnet.scaling import PAPER_COEFFICIENTS, check_coefficients, compound, constraint, scale
@@ -56,6 +56,7 @@ class SearchConfig(Record):
     coefficients: tuple[float, float, float] = PAPER  # only to build a phi-scaled proxy
 
     def __post_init__(self) -> None:
+        check_number_fields(self, "search")
         if not 0 < self.step <= 0.5:
             raise EffnetError(f"search step must be in (0, 0.5], got {self.step}")
         axis = grid_axis_points(self.step, self.tolerance)

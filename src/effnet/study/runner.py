@@ -62,7 +62,9 @@ def study_to_run(out: Path, study: Study | None, resume: bool) -> Study:
         study = old
     if study is None:
         if resume:
-            raise EffnetError(f"cannot resume: {out} has no study.json")
+            kind = (ToolFolder(out, "study").marker() or {}).get("kind")
+            what = f" (it is effnet's {kind} folder, not a study)" if kind else ""
+            raise EffnetError(f"cannot resume: {out} has no study.json{what}")
         raise EffnetError("no study given (a config file, --quick, or --resume DIR)")
     safe_name(study.name, "study name")
     return study
@@ -75,6 +77,13 @@ def open_folder(out: Path, resume: bool, force: bool) -> ToolFolder:
     if resume and (out / "study.json").is_file():
         folder.adopt()
         return folder
+    if resume and folder.has_content():
+        kind = (folder.marker() or {}).get("kind")
+        what = f"effnet's {kind} folder" if kind else "a folder"
+        raise EffnetError(
+            f"{out} is {what}, not a study (no study.json): nothing to resume there; give the "
+            "study's --out folder"
+        )
     exists = (
         f"study folder {out} already exists (pass --resume to continue it, --force to start over)"
     )

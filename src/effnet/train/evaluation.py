@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -91,8 +92,13 @@ def evaluate_run(
         config = None
     if data is None:
         if config is None:
-            raise EffnetError("no data spec given")
+            raise EffnetError(
+                f"{target} is a saved model, not a run folder: it does not say its data; pass "
+                "--data (an ImageFolder root, a .npz file or fashion-mnist)"
+            )
         data = DataSpec.from_dict(config["data"])
+    elif config is None and split == "test":  # a user's data: the test split needs no minival
+        data = dataclasses.replace(data, minival=0)
     arch = net.arch
     splits = load_splits(data, arch.resolution)
     if splits.num_classes != net.num_classes:
