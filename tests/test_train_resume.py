@@ -70,3 +70,35 @@ def test_sigkill_and_truncated_checkpoint_resume_equals_uninterrupted(tmp_path, 
     b = torch.load(killed / "checkpoints" / "last.pt", weights_only=True)
     assert all(torch.equal(a["model"][n], b["model"][n]) for n in a["model"])
     assert all(torch.equal(a["ema"][n], b["ema"][n]) for n in a["ema"])
+
+
+def test_a_deterministic_run_resumes_with_the_threads_it_trained_with(tmp_path, fashion_folder):
+    """The audit's case (#35): trained with --threads 1, resumed without it on a 2-core
+    machine. The resume used to take the default count, and the order of the sums changed
+    the loss by 1e-6 from the first step on. The run's config now keeps the count, and a
+    resume without --threads uses it: bit-identical logs and weights."""
+    env = {k: v for k, v in ENV.items() if k not in ("OMP_NUM_THREADS", "EFFNET_THREADS")}
+
+    def run(*args):
+        cmd = [sys.executable, "-m", "effnet", *args]
+        return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)  # fmt: skip
+
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    data = ["--data", str(fashion_folder(tmp_path / "data", (40, 10, 10))), "--decode-size", "28"]
+    p = run(*ARGS, *data, "--threads", "1", "--out", str(straight))
+    k = run(*ARGS, *data, "--threads", "1", "--out", str(killed))
+    deadline = time.time() + 300
+    while not (killed / "checkpoints" / "previous.pt").exists():
+        assert k.poll() is None and time.time() < deadline, k.communicate()[1][-2000:]
+        time.sleep(0.02)
+    k.send_signal(signal.SIGKILL)
+    k.wait()
+    assert p.wait(timeout=600) == 0
+    r = run("train", "--resume", str(killed), "--no-progress")
+    assert r.wait(timeout=600) == 0, r.communicate()[1][-2000:]
+    assert json.loads((killed / "config.json").read_text())["threads"] == 1
+    assert losses(killed) == losses(straight)
+    a = torch.load(straight / "checkpoints" / "last.pt", weights_only=True)
+    b = torch.load(killed / "checkpoints" / "last.pt", weights_only=True)
+    assert all(torch.equal(a["model"][n], b["model"][n]) for n in a["model"])

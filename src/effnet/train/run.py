@@ -23,6 +23,7 @@ import dataclasses
 import json
 import math
 import random
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,21 @@ from effnet.weights import save_pretrained
 class RunResult:
     run_dir: Path
     metrics: dict[str, Any]
+
+
+def _resume_threads(saved: dict | None, recipe: Recipe, threads: int | None) -> int | None:
+    """A deterministic run resumes with the thread count it trained with (saved in its
+    config): a resume with no ``--threads`` takes it; another count is said on stderr."""
+    before = (saved or {}).get("threads")
+    if not recipe.deterministic or not before:
+        return threads
+    if threads is None:
+        return int(before)
+    if threads != before:
+        print(f"effnet: warning: this run trained with {before} thread(s); resuming with "
+              f"{threads} changes the order of sums, so it will not match an uninterrupted "
+              "run bit for bit", file=sys.stderr)  # fmt: skip
+    return threads
 
 
 def _seed_everything(seed: int) -> None:
@@ -168,6 +184,10 @@ def _train(
     state, ema, t_eval = _training_state(net, arch, recipe, splits, init, d)
     total_steps = max(1, round(recipe.epochs * state.steps_per_epoch))
 
+    threads = _resume_threads(saved, recipe, threads)
+    governor = ThreadGovernor(
+        threads, adapt=d.world == 1 and d.device == "cpu" and not recipe.deterministic
+    )
     ckpt_dir, metrics_path = out / runfolder.CHECKPOINTS, out / runfolder.METRICS
     info: dict[str, Any] = {
         "best_top1": -1.0,
@@ -204,12 +224,12 @@ def _train(
             "data_fingerprint": data_print,
             "init": init.to_dict() if init is not None else None,
             "init_loaded": init_loaded,
+            # a deterministic run's intra-op threads: a resume keeps them (the order of a
+            # sum depends on the count, so another count changes the numbers)
+            "threads": governor.threads if recipe.deterministic else None,
         }
         atomic_write_text(out / runfolder.CONFIG, json.dumps(config, indent=2) + "\n")
         metrics_path.touch()
-    governor = ThreadGovernor(
-        threads, adapt=d.world == 1 and d.device == "cpu" and not recipe.deterministic
-    )
     run_epochs(
         out, recipe, data, splits, state, ema, t_eval, info, total_steps, progress, d, governor
     )
