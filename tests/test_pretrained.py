@@ -445,3 +445,36 @@ def test_push_to_hub_uploads_a_folder_timm_and_we_load(tmp_path, monkeypatch):
     with torch.no_grad():
         assert torch.equal(back(x), model(x))
     assert back.class_names == ["a", "b", "c"]
+
+
+def test_review_cases_of_the_resolver_and_the_hub(tmp_path):
+    """A model saved without a classifier comes back without one; a tag with a local file
+    keeps the file's own classifier; bad config types are one-line errors; out_indices
+    must be given shallow to deep."""
+    from effnet.weights import save_pretrained
+
+    bare = save_pretrained(create_model("efficientnet_b0", width=0.25, depth=0.25,
+                                        num_classes=0), tmp_path / "bare")  # fmt: skip
+    assert create_model(bare).num_classes == 0
+    ten = create_model("efficientnet_b0", num_classes=10).eval()
+    path = tmp_path / "ten.safetensors"
+    from safetensors.torch import save_file
+
+    save_file({k: v.contiguous() for k, v in ten.state_dict().items()}, path)
+    back = create_model("efficientnet_b0.ra_in1k", pretrained=path, num_classes=10).eval()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(back(x), ten(x))  # its classifier loaded, not a new one
+    cases = [
+        (dict(CONFIG, model_args=[1]), "model_args must be an object"),
+        (dict(CONFIG, model_args={"bn_eps": "x"}), "bn_eps must be a number"),
+        (dict(CONFIG, pretrained_cfg=[1]), "pretrained_cfg must be an object"),
+        (dict(CONFIG, num_classes="ten"), "'num_classes' is not a number"),
+    ]
+    for bad, message in cases:
+        cache = tmp_path / f"c{len(message)}"
+        write_cache(cache, REPO, tiny_files(bad))
+        with pytest.raises(EffnetError, match=message):
+            create_model(f"hf-hub:{REPO}", cache_dir=cache)
+    with pytest.raises(EffnetError, match=r"give each level once, shallow to deep"):
+        create_model("efficientnet_b0", features_only=True, out_indices=(3, 1))

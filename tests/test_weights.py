@@ -225,7 +225,7 @@ def test_save_refuses_to_overwrite_and_checks_class_names(tmp_path):
         save_pretrained(ours(TIMM), tmp_path / "run")
     assert (tmp_path / "run" / "model.safetensors").read_bytes() == before
     save_pretrained(model, tmp_path / "run", overwrite=True)
-    with pytest.raises(EffnetError, match="3 class names given for a model with 10 classes"):
+    with pytest.raises(EffnetError, match="class_names lists 3 names for a model of 10 classes"):
         save_pretrained(model, tmp_path / "other", class_names=["a", "b", "c"])
     assert from_pretrained(tmp_path / "run").class_names is None
 

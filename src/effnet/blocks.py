@@ -205,8 +205,9 @@ class Bottleneck(nn.Module):
 
     block: ClassVar[Block] = Block.BOTTLENECK
     C1, C2 = ConvNormAct("conv1", "bn1", "act1"), ConvNormAct("conv2", "bn2", "act2")
-    C3, DOWN = ConvNormAct("conv3", "bn3"), ConvNormAct("downsample.0", "downsample.1")
-    conv_bn_pairs: ClassVar[ConvBnPairs] = pairs(C1, C2, C3, DOWN)
+    C3 = ConvNormAct("conv3", "bn3")
+    # the projection shortcut is a Sequential (timm's and torchvision's names)
+    conv_bn_pairs: ClassVar[ConvBnPairs] = (*pairs(C1, C2, C3), ("downsample.0", "downsample.1"))
 
     @classmethod
     def from_stage(

@@ -60,16 +60,23 @@ def create_model(
         if theirs in overrides:
             overrides[ours] = overrides.pop(theirs)
     r = resolve(model_name, pretrained, cache_dir=cache_dir, revision=revision, **overrides)
-    classes = num_classes if num_classes is not None else (r.num_classes or 1000)
+    classes = num_classes if num_classes is not None else r.num_classes
+    classes = 1000 if classes is None else classes
     chans = in_chans if in_chans is not None else (r.in_chans or 3)
     model = build(r.arch, num_classes=classes, in_chans=chans, features_only=features_only,
                   out_indices=out_indices)  # fmt: skip
     if r.weights is not None:
         load_weights(model, r)
-    if r.pretrained_cfg:
-        model.pretrained_cfg = {**model.pretrained_cfg, **r.pretrained_cfg,
+    if r.pretrained_cfg:  # the weights' record; the input as this model takes it
+        own = {k: model.pretrained_cfg[k] for k in INPUT_FIELDS}
+        model.pretrained_cfg = {**model.pretrained_cfg, **r.pretrained_cfg, **own,
                                 "num_classes": classes}  # fmt: skip
     return model
+
+
+# pretrained_cfg fields that follow the model built (in_chans, resolution= and other
+# overrides), not the tag: the tag's own values are already in the architecture
+INPUT_FIELDS = ("input_size", "interpolation", "crop_pct", "mean", "std")
 
 
 def load_weights(model: Network, r: Resolved) -> None:
@@ -121,7 +128,8 @@ def push_to_hub(
 
     from effnet.pretrained.fetch import endpoint, split_repo
 
-    repo, _ = split_repo(repo_id)
+    repo, rev = split_repo(repo_id)
+    revision = revision or rev
     api = HfApi(endpoint=endpoint(), token=token)
     with tempfile.TemporaryDirectory() as tmp:
         folder = save_pretrained(model, Path(tmp) / "model", class_names=class_names)

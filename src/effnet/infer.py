@@ -68,7 +68,8 @@ def load_model(
     p = Path(text)
     if (p.is_dir() or p.name == "config.json") and (weights is not None or overrides):
         raise EffnetError(f"{p} is a saved model; --weights and scaling options do not apply")
-    published = text.startswith(HUB) or (not p.exists() and split_name(text)[1] is not None)
+    tagged = not p.exists() and p.suffix != ".json" and split_name(text)[1] is not None
+    published = text.startswith(HUB) or tagged
     pretrained: bool | str | Path | None = weights
     if weights is None and published:
         pretrained = True

@@ -75,8 +75,16 @@ class Network(nn.Module):
         levels = self._feature_info()
         if out_indices is None:
             out_indices = range(len(levels))
-        out_indices = tuple(int(i) for i in out_indices)
+        if not all(isinstance(i, int) and not isinstance(i, bool) for i in out_indices):
+            raise EffnetError(f"out_indices must be whole numbers, got {list(out_indices)}")
+        out_indices = tuple(out_indices)
         bad = [i for i in out_indices if not -len(levels) <= i < len(levels)]
+        order = [i % len(levels) for i in out_indices] if not bad else []
+        if order != sorted(set(order)):
+            raise EffnetError(
+                f"out_indices {list(out_indices)}: give each level once, shallow to deep "
+                "(the maps come out in that order)"
+            )
         if bad or not out_indices:
             raise EffnetError(
                 f"out_indices {list(out_indices)}: {arch.name} has {len(levels)} feature levels "

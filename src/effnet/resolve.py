@@ -23,7 +23,7 @@ evaluate, export, the data pipeline) reads it from there; the caller's overrides
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -83,7 +83,7 @@ def _local_weights(r: Resolved, pretrained: bool | str | Path | None) -> Resolve
         raise EffnetError(f"{r.label}: no published weights to load (pass pretrained=PATH)")
     if not pretrained:
         return r
-    return Resolved(**{**r.__dict__, "weights": Path(pretrained).expanduser()})
+    return replace(r, weights=Path(pretrained).expanduser())
 
 
 def _named(text: str, pretrained: Any, cache_dir: Any, overrides: dict[str, Any]) -> Resolved:
@@ -112,9 +112,10 @@ def _named(text: str, pretrained: Any, cache_dir: Any, overrides: dict[str, Any]
             path, source = hub_weights(cfg.hf_hub_id, cache_dir=cache_dir), "timm"
         else:
             path, source = url_file(cfg.url, cache_dir), "torchvision"
-        r = Resolved(**{**r.__dict__, "weights": path, "source": source})
-    elif pretrained:
-        r = Resolved(**{**r.__dict__, "weights": Path(pretrained).expanduser()})
+        r = replace(r, weights=path, source=source)
+    elif pretrained:  # the tag's preprocessing, the user's own weights (their own classes)
+        r = replace(r, weights=Path(pretrained).expanduser(), num_classes=None,
+                    pretrained_cfg=None)  # fmt: skip
     return r
 
 
@@ -139,6 +140,9 @@ def with_cfg(arch: Architecture, cfg: dict[str, Any], overrides: dict[str, Any])
     except the fields the caller set."""
     fields: dict[str, Any] = {}
     size = cfg.get("input_size")
+    if not (size is None or (isinstance(size, (list, tuple)) and len(size) == 3
+                             and all(isinstance(v, int) and v > 0 for v in size))):  # fmt: skip
+        raise EffnetError(f"pretrained_cfg input_size must be [C, H, W], got {size!r}")
     if size and overrides.get("resolution") is None and overrides.get("resolution_mult") is None:
         fields["resolution"] = int(size[-1])
     for key in ("crop_pct", "interpolation", "mean", "std"):
@@ -181,7 +185,9 @@ def from_config(
     name = arch_field.partition(".")[0]
     if name not in ARCHITECTURES:
         raise EffnetError(f"{where} names architecture {arch_field!r}, which effnet does not build")
-    args = dict(config.get("model_args") or {})
+    args = config.get("model_args") or {}
+    if not isinstance(args, dict):
+        raise EffnetError(f"{where}: model_args must be an object")
     unknown = sorted(set(args) - set(TIMM_ARGS) - {"num_classes", "in_chans", "global_pool",
                                                     "bn_eps"})  # fmt: skip
     if unknown:
@@ -190,19 +196,30 @@ def from_config(
         raise EffnetError(f"{where}: global_pool {args['global_pool']!r} (effnet pools by average)")
     mapped = {TIMM_ARGS[k]: v for k, v in args.items() if k in TIMM_ARGS}
     arch = get_arch(name, **{**mapped, **overrides})
-    if args.get("bn_eps") is not None:  # a timm model with another batch-norm epsilon
-        arch = arch.replace(norm=Norm(eps=float(args["bn_eps"]), momentum=arch.norm.momentum))
+    eps = _number(args.get("bn_eps"), "model_args bn_eps", where)
+    if eps is not None:  # a timm model with another batch-norm epsilon
+        arch = arch.replace(norm=Norm(eps=eps, momentum=arch.norm.momentum))
     given = config.get("pretrained_cfg") or {}
+    if not isinstance(given, dict):
+        raise EffnetError(f"{where}: pretrained_cfg must be an object")
     cfg = {k: tuple(v) if isinstance(v, list) else v for k, v in given.items()}  # as timm
     arch = with_cfg(arch, cfg, overrides)
-    n = config.get("num_classes", args.get("num_classes", cfg.get("num_classes")))
-    names = check_class_names(config.get("label_names"), int(n) if n is not None else None, where)
+    n = _int({"num_classes": config.get("num_classes", args.get("num_classes",
+             cfg.get("num_classes")))}, "num_classes", where)  # fmt: skip
+    chans = _int({"in_chans": config.get("in_chans", args.get("in_chans", 3))}, "in_chans", where)
+    names = check_class_names(config.get("label_names"), n, where)
     return Resolved(
-        arch, label, source="auto", num_classes=int(n) if n is not None else None,
-        in_chans=int(config.get("in_chans", args.get("in_chans", 3))),
-        class_names=tuple(names) if names else None, pretrained_cfg=cfg or None,
-        eps=float(args["bn_eps"]) if args.get("bn_eps") is not None else None,
+        arch, label, source="auto", num_classes=n, in_chans=chans,
+        class_names=tuple(names) if names else None, pretrained_cfg=cfg or None, eps=eps,
     )  # fmt: skip
+
+
+def _number(v: Any, what: str, where: str) -> float | None:
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise EffnetError(f"{where}: {what} must be a number, got {v!r}")
+    return float(v)
 
 
 def _int(config: dict[str, Any], key: str, where: str) -> int | None:
@@ -226,7 +243,7 @@ def _folder(path: Path, pretrained: Any, overrides: dict[str, Any]) -> Resolved:
         raise EffnetError(f"{path} is a saved model: pretrained=PATH does not apply")
     r = from_config(_read_json(path / "config.json"), str(path / "config.json"), path.name,
                     overrides)  # fmt: skip
-    return Resolved(**{**r.__dict__, "weights": path})
+    return replace(r, weights=path)
 
 
 def _hub(
@@ -245,7 +262,7 @@ def _hub(
         path = hub_weights(repo, rev, cache_dir)
         if r.source == "effnet":  # ours: the snapshot folder (its epsilon and padding too)
             path = path.parent
-        r = Resolved(**{**r.__dict__, "weights": path})
+        r = replace(r, weights=path)
     elif pretrained:
-        r = Resolved(**{**r.__dict__, "weights": Path(pretrained).expanduser()})
+        r = replace(r, weights=Path(pretrained).expanduser())
     return r

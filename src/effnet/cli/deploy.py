@@ -186,6 +186,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from effnet.validate import validate
 
     out = refuse_overwrite(args.json, args.force) if args.json else None
+    from effnet.pretrained import split_name
+
+    bare = not Path(args.model).exists() and split_name(args.model)[1] is None
+    random = bare and args.weights is None and not args.model.startswith("hf-hub:")
     model = _load(args, weights=args.weights)
     pre = Preprocess.of(model)
     if args.crop_pct is not None:
@@ -204,6 +208,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
     )
     if result["failed"]:
         print(f"{len(result['failed'])} unreadable image(s) skipped", file=sys.stderr)
+    if random:
+        print(f"effnet: note: {args.model} had random weights: give NAME.TAG (published "
+              "weights) or --weights FILE", file=sys.stderr)  # fmt: skip
     if out:
         atomic_write_text(out, json.dumps(result, indent=1) + "\n")
         print(f"wrote {out}")
@@ -261,7 +268,8 @@ def _with_progress(items: Any, total: int) -> Any:
     from rich.console import Console
     from rich.progress import Progress
 
-    with Progress(console=Console(stderr=True), transient=True) as bar:
+    with Progress(console=Console(stderr=True), transient=True, redirect_stdout=False,
+                  redirect_stderr=False) as bar:  # fmt: skip
         task = bar.add_task("predict", total=total)
         for item in items:
             bar.advance(task)

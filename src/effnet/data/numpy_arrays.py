@@ -10,7 +10,7 @@ images' own per-channel mean and std, kept in the trained model's config.
 from __future__ import annotations
 
 import zipfile
-from functools import cache
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +24,7 @@ def claims(source: str) -> bool:
     return source.lower().endswith(".npz")
 
 
-@cache
+@lru_cache(maxsize=2)  # one file's arrays, not every version of every file
 def _read(path: str, stamp: tuple[int, int]) -> dict[str, np.ndarray]:
     p = Path(path).expanduser()
     try:
@@ -71,10 +71,15 @@ def read(path: str) -> dict[str, np.ndarray]:
     if len(out["y_test"]) and out["y_test"].max() >= k:
         raise EffnetError(f"{p}: a test label is not among the {k} training classes")
     names = raw.get("class_names")
-    if names is not None and len(names) != k:
-        raise EffnetError(f"{p}: class_names lists {len(names)} names for {k} classes")
-    out["class_names"] = np.asarray([str(n) for n in names] if names is not None else
-                                    [str(i) for i in range(k)])  # fmt: skip
+    if names is not None:
+        if names.ndim != 1:
+            raise EffnetError(f"{p}: class_names must be a 1-d array of names")
+        listed = [n.decode() if isinstance(n, bytes) else str(n) for n in names.tolist()]
+        if len(listed) != k:
+            raise EffnetError(f"{p}: class_names lists {len(listed)} names for {k} classes")
+        if len(set(listed)) != k:
+            raise EffnetError(f"{p}: class_names holds a name twice")
+    out["class_names"] = np.asarray(listed if names is not None else [str(i) for i in range(k)])
     return out
 
 
@@ -91,7 +96,12 @@ def native(source: str) -> int | None:
 
 def normalisation(source: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """The training images' per-channel mean and std (on [0, 1])."""
-    x = read(source)["x_train"].astype(np.float64) / 255.0
-    mean = x.mean(axis=(0, 2, 3))
-    std = np.maximum(x.std(axis=(0, 2, 3)), 1e-3)
+    x = read(source)["x_train"]  # (N, C, H, W) uint8: count each value, no float copy
+    values = np.arange(256, dtype=np.float64) / 255.0
+    mean, std = [], []
+    for c in range(x.shape[1]):
+        counts = np.bincount(x[:, c].ravel(), minlength=256).astype(np.float64)
+        m = float(counts @ values / counts.sum())
+        mean.append(m)
+        std.append(max(float(np.sqrt(counts @ (values - m) ** 2 / counts.sum())), 1e-3))
     return tuple(round(float(m), 4) for m in mean), tuple(round(float(s), 4) for s in std)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from effnet.data import numpy_arrays
+from effnet.data.imagefolder import class_folders, subfolders
 from effnet.data.load import Splits, fashion_mnist_splits, image_folder_splits, numpy_splits
 from effnet.data.spec import FASHION_MNIST, DataSpec
 from effnet.errors import EffnetError
@@ -42,10 +43,7 @@ def _folder_shape(source: str) -> tuple[int, int]:
     train = Path(source).expanduser() / "train"
     if not train.is_dir():
         raise EffnetError(f"data source {source}: no train/ folder (expected an ImageFolder root)")
-    classes = [p for p in train.iterdir() if p.is_dir() and not p.name.startswith(".")]
-    if not classes:
-        raise EffnetError(f"data source {source}: train/ holds no class folders")
-    return len(classes), 3
+    return len(class_folders(train)), 3  # the loader's own rule (hidden folders, >= 2)
 
 
 def _folder_native(source: str) -> int | None:
@@ -54,11 +52,11 @@ def _folder_native(source: str) -> int | None:
         from PIL import Image
 
         train = Path(source).expanduser() / "train"
-        first_class = sorted(p for p in train.iterdir() if p.is_dir())[0]
+        first_class = train / subfolders(train)[0]
         first = sorted(p for p in first_class.iterdir() if p.is_file())[0]
         with Image.open(first) as im:
             return min(im.size)
-    except (OSError, IndexError, ValueError):
+    except (OSError, IndexError, ValueError, EffnetError):
         return None
 
 

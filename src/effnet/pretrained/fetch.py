@@ -22,7 +22,7 @@ import os
 import re
 from pathlib import Path
 
-from effnet.errors import EffnetError
+from effnet.errors import EffnetError, is_internal
 
 SAFETENSORS, PICKLE, CONFIG = "model.safetensors", "pytorch_model.bin", "config.json"
 _TRUE = {"1", "true", "yes", "on"}
@@ -55,6 +55,14 @@ def split_repo(spec: str) -> tuple[str, str | None]:
     if not re.fullmatch(r"[\w.-]+/[\w.-]+", repo):
         raise EffnetError(f"not a hub repository id: {spec!r} (expected ORG/REPO[@REVISION])")
     return repo, (rev or None)
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def _blob_ok(path: Path) -> bool:
@@ -114,7 +122,7 @@ def hub_file(
             library_name="effnet",
         )
     except errors.LocalEntryNotFoundError:
-        if not required:
+        if not required and offline():
             return None  # offline: the caller says what was missing
         if offline():
             raise EffnetError(
@@ -140,6 +148,12 @@ def hub_file(
         raise EffnetError(f"hub download of {where}/{filename} failed: {e}") from None
     except (OSError, ValueError) as e:  # size check, disk full, a bad cache folder
         raise EffnetError(f"hub download of {where}/{filename} failed: {e}") from None
+    except Exception as e:  # the HTTP library's own errors once its retries are spent
+        if is_internal(e):
+            raise
+        raise EffnetError(
+            f"hub download of {where}/{filename} failed ({type(e).__name__}: {e})"
+        ) from None
     path = Path(got)
     if not _blob_ok(path):
         _forget(path)
@@ -182,7 +196,7 @@ def url_file(url: str, cache_dir: str | Path | None = None) -> Path:
     target = folder / name
     m = re.search(r"-([a-f0-9]{6,})\.", name)
     if target.is_file():
-        if m is None or hashlib.sha256(target.read_bytes()).hexdigest().startswith(m.group(1)):
+        if m is None or _sha256(target).startswith(m.group(1)):
             return target
         target.unlink()  # a corrupt cached copy: fetch it again
     if offline():

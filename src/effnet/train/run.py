@@ -42,7 +42,7 @@ from effnet.profile import count_macs, count_params
 from effnet.progress import Display
 from effnet.registry import get_arch
 from effnet.rundir import ToolFolder
-from effnet.threads import ThreadGovernor
+from effnet.threads import ThreadGovernor, fixed_from_env
 from effnet.train import checkpoint, distributed, finetune, runfolder
 from effnet.train.ema import adapted_decay, make_ema
 from effnet.train.epochs import run_epochs
@@ -58,15 +58,19 @@ class RunResult:
     metrics: dict[str, Any]
 
 
-def _resume_threads(saved: dict | None, recipe: Recipe, threads: int | None) -> int | None:
+def _resume_threads(
+    saved: dict | None, recipe: Recipe, threads: int | None, say: bool = True
+) -> int | None:
     """A deterministic run resumes with the thread count it trained with (saved in its
     config): a resume with no ``--threads`` takes it; another count is said on stderr."""
     before = (saved or {}).get("threads")
     if not recipe.deterministic or not before:
         return threads
+    if not isinstance(before, int) or isinstance(before, bool) or before < 1:
+        return threads  # a hand-edited config: no count to keep
     if threads is None:
-        return int(before)
-    if threads != before:
+        return before
+    if threads != before and say:
         print(f"effnet: warning: this run trained with {before} thread(s); resuming with "
               f"{threads} changes the order of sums, so it will not match an uninterrupted "
               "run bit for bit", file=sys.stderr)  # fmt: skip
@@ -184,7 +188,7 @@ def _train(
     state, ema, t_eval = _training_state(net, arch, recipe, splits, init, d)
     total_steps = max(1, round(recipe.epochs * state.steps_per_epoch))
 
-    threads = _resume_threads(saved, recipe, threads)
+    threads = _resume_threads(saved, recipe, threads or fixed_from_env(), d.main)
     governor = ThreadGovernor(
         threads, adapt=d.world == 1 and d.device == "cpu" and not recipe.deterministic
     )

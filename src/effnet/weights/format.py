@@ -94,11 +94,8 @@ def save_pretrained(
     if class_names is None:
         class_names = getattr(model, "class_names", None)
     if class_names is not None:
-        class_names = [str(c) for c in class_names]
-        if len(class_names) != model.num_classes:
-            raise EffnetError(
-                f"{len(class_names)} class names given for a model with {model.num_classes} classes"
-            )
+        class_names = check_class_names([str(c) for c in class_names], model.num_classes,
+                                        "save_pretrained")  # fmt: skip
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
     tensors = timm_names(tensors)  # timm's parameter names (ours but for unexpanded MBConv)
     out.mkdir(parents=True, exist_ok=True)
