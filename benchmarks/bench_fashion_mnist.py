@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from effnet.data import DataSpec
+from effnet.machine import machine_info
 from effnet.model import build
 from effnet.registry import get_arch
 from effnet.train import RECIPES, train
@@ -170,6 +171,7 @@ def main():
         tta = {"error": f"{type(e).__name__}: {e}"}
     process_wall_s = time.time() - START
     record = {
+        "machine": machine_info(threads),
         "minutes": args.minutes,
         "threads": threads,
         "phi": chosen,

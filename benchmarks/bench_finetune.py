@@ -29,6 +29,7 @@ from PIL import Image
 
 from effnet.data import DataSpec
 from effnet.data.fashion_mnist import CLASS_NAMES, load_arrays
+from effnet.machine import machine_info
 from effnet.train import RECIPES, train
 
 RESULTS = Path(__file__).parent / "results"
@@ -128,6 +129,7 @@ def main() -> None:
         }
     result = {
         "date": time.strftime("%Y-%m-%d"),
+        "machine": machine_info(),
         "model": "efficientnet_b0 width 0.5 depth 0.5 at 32 px",
         "pretrain": {"classes": [CLASS_NAMES[c] for c in range(5)],
                      "train_per_class": args.pretrain_per_class, "epochs": args.pretrain_epochs,

@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import statistics
 import tempfile
@@ -41,6 +40,7 @@ import torch
 
 import effnet
 from effnet.infer import Runner, onnx_bytes, onnx_session
+from effnet.machine import machine_info
 
 HERE = Path(__file__).resolve().parent
 
@@ -212,8 +212,7 @@ def main() -> None:
         "torch": torch.__version__,
         "timm": timm.__version__,
         "onnxruntime": ort.__version__,
-        "cpu": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
+        "machine": machine_info(2),  # CPU model and flags, cores, threads, torch, oneDNN
         "note": "one process, paths interleaved; see loadavg for other load",
         "results": results,
     }

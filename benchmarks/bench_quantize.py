@@ -21,7 +21,6 @@ import argparse
 import datetime
 import json
 import logging
-import os
 import platform
 import statistics
 import sys
@@ -37,6 +36,7 @@ import effnet
 from effnet.cli.quantize import model_folder, report_lines
 from effnet.export import export_onnx
 from effnet.infer import onnx_session
+from effnet.machine import machine_info
 from effnet.qdq import VNNI_FLAGS, cpu_flags, onnx_logits
 from effnet.quantize import Images, quantize, read_images
 
@@ -67,14 +67,6 @@ def latency(paths: dict[str, str], x: np.ndarray, threads: int, rounds: int) -> 
         "int8_over_fp32": med["int8"] / med["fp32"],
         "speedup": med["fp32"] / med["int8"],
     }
-
-
-def cpu_model() -> str:
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-    except OSError:
-        return platform.processor()
-    return next((x.split(":", 1)[1].strip() for x in lines if x.startswith("model name")), "")
 
 
 def b0_latency(method: str, ops: str, threads: int, rounds: int) -> list[dict]:
@@ -148,11 +140,9 @@ def main() -> None:
     result = {
         "date": datetime.date.today().isoformat(),
         "machine": {
-            "cpu_count": os.cpu_count(),
+            **machine_info(args.threads),
             "platform": platform.platform(),
-            "cpu": cpu_model(),
             "vnni": bool(flags & set(VNNI_FLAGS)),
-            "avx512": any(f.startswith("avx512") for f in flags),
         },
         "model": str(args.model),
         "arch": model.arch.name,

@@ -22,7 +22,6 @@ Writes benchmarks/results/train_throughput.json.
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -34,6 +33,7 @@ import torch.nn.functional as F
 
 from effnet import convs
 from effnet.hub import create_model
+from effnet.machine import machine_info
 from effnet.profile import arch_macs
 from effnet.registry import get_arch
 from effnet.threads import ThreadGovernor
@@ -217,7 +217,7 @@ def main():
         "config": vars(args),
         "torch": torch.__version__,
         "timm": timm.__version__,
-        "cpu": platform.processor() or platform.machine(),
+        "machine": machine_info(),  # CPU model and flags, cores, threads, torch, oneDNN
         "load_average_before": load_before,
         "load_average_after": [round(x, 2) for x in os.getloadavg()],
         "runs": runs,

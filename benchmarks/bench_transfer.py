@@ -40,6 +40,7 @@ from sklearn.model_selection import train_test_split
 
 from effnet import create_model, get_arch
 from effnet.data import FASHION_MNIST_MEAN, FASHION_MNIST_STD, DataSpec
+from effnet.machine import machine_info
 from effnet.train import RECIPES
 
 RESULTS = Path(__file__).parent / "results"
@@ -154,6 +155,7 @@ def main() -> None:
     n_test = sum(1 for _ in (Path(digits.source) / "test").rglob("*.png"))
     result = {
         "date": time.strftime("%Y-%m-%d"),
+        "machine": machine_info(),
         "base": BASE,
         "sizes": {s: {**SIZES[s], "params_10_classes": params[s]} for s in sizes},
         "pretrain": {

@@ -16,26 +16,17 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
+from effnet.machine import machine_info
+
 REFERENCE = Path(os.environ.get("EFFNET_REFERENCE_ENV", "/opt/effnet-reference")) / "bin/python"
 ROOT = Path(__file__).resolve().parent.parent
 SIDE = ROOT / "tools" / "timm_validate_side.py"
 OUT = ROOT / "benchmarks" / "results" / "validate_vs_timm.json"
-
-
-def cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def main() -> None:
@@ -50,7 +41,7 @@ def main() -> None:
                         "--json", str(ours_json)], check=True, env=env)  # fmt: skip
         ours = json.loads(ours_json.read_text())
     result = {
-        "cpu": cpu(), "photos": made["photos"], "classes": made["classes"],
+        "machine": machine_info(), "photos": made["photos"], "classes": made["classes"],
         "timm": {"version": timm["timm"], "top1": timm["top1"], "top5": timm["top5"]},
         "effnet": {"top1": ours["top1"], "top5": ours["top5"]},
         "top1_difference_pt": round(abs(ours["top1"] - timm["top1"]), 3),

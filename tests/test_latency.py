@@ -127,11 +127,17 @@ def test_scale_budget_latency_reports_both_fits(monkeypatch, capsys):
 def test_bench_prints_ratios_to_the_first_model(capsys):
     argv = ["bench", "efficientnet_b0", "resnet50", "--image-size", "32", "--threads", "1"]
     assert main([*argv, "--rounds", "2", "--warmup", "0", "--json"]) == 0
-    rows = json.loads(capsys.readouterr().out)
+    doc = json.loads(capsys.readouterr().out)
+    rows = doc["rows"]
     assert [r["model"] for r in rows] == ["efficientnet_b0", "resnet50"]
     assert rows[0]["ratio"] == 1.0 and math.isfinite(rows[1]["ratio"])
+    machine = doc["machine"]  # the CPU and its flags, read from /proc/cpuinfo
+    assert machine["threads"] == 1 and machine["cpu"] and machine["torch"]
+    cpuinfo = open("/proc/cpuinfo").read()
+    assert ("avx2" in machine["flags"]) == (" avx2 " in cpuinfo.replace("\n", " "))
     assert main([*argv, "--rounds", "1", "--warmup", "0"]) == 0
-    assert "| efficientnet_b0 | 32 |" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "| efficientnet_b0 | 32 |" in out and out.startswith("machine: ")
 
 
 @pytest.mark.parametrize(

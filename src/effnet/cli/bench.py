@@ -41,11 +41,16 @@ def cmd_bench(args: argparse.Namespace) -> int:
         args.models, backend=args.backend, batch=args.batch, threads=args.threads,
         rounds=args.rounds, warmup=args.warmup, image_size=args.image_size,
     )  # fmt: skip
+    from effnet.machine import describe, machine_info
+
     first = rows[0].median_ms
+    machine = machine_info(rows[0].threads)
     if args.json:
-        print_json([{**r.to_dict(), "ratio": r.median_ms / first} for r in rows])
+        table = [{**r.to_dict(), "ratio": r.median_ms / first} for r in rows]
+        print_json({"machine": machine, "rows": table})
         return 0
     r0 = rows[0]
+    print(f"machine: {describe(machine)}")
     print(
         f"{r0.backend}, batch {r0.batch}, {r0.threads} thread(s), {r0.rounds} rounds "
         f"interleaved; ratio = median / {r0.model}'s"
