@@ -181,7 +181,7 @@ def test_messages_name_the_actual_problem(tmp_path, capsys, monkeypatch):
     )
     run = tmp_path / "r1"
     ToolFolder(run, "run").create()
-    (run / "config.json").write_text("{}")
+    (run / "run.json").write_text("{}")
     err = one_line(["study", "--resume", "--out", str(run)])
     assert "it is effnet's run folder, not a study" in err and "pass --resume" not in err
     err = one_line(["study", "--quick", "--resume", "--out", str(run)])

@@ -85,7 +85,7 @@ def ws(tmp_path_factory: pytest.TempPathFactory) -> Path:
         Image.new("RGB", (40, 30)).save(d / "oneclass" / split / "cat" / "0.png")
     run = d / "run"
     (run / "checkpoints").mkdir(parents=True)
-    (run / "config.json").write_bytes(b"\xff\xfe not json")
+    (run / "run.json").write_bytes(b"\xff\xfe not json")
     (d / "existing.onnx").write_text("a user's file\n")
     from effnet.hub import create_model
 

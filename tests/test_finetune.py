@@ -126,7 +126,7 @@ def test_freeze_then_unfreeze_resumes_bit_identical(setup, tmp_path):
     assert end["optimizer"]["param_groups"] == end_b["optimizer"]["param_groups"]
     lr = {g["lr_mult"]: g["lr"] for g in end["optimizer"]["param_groups"]}
     assert lr[0.5] == pytest.approx(0.5 * lr[1.0]) and lr[1.0] > 0
-    config = json.loads((a / "config.json").read_text())
+    config = json.loads((a / "run.json").read_text())
     assert config["init"] == {"path": str(init_dir.resolve()), "source": "effnet"}
     assert config["recipe"]["freeze_epochs"] == 1
     saved = json.loads((a / "model" / "config.json").read_text())["preprocessing"]
@@ -193,7 +193,7 @@ def test_foreign_checkpoint_fine_tunes_from_the_cli(setup, tmp_path, capsys, nam
     args = ["train", "efficientnet_b0", "--width", "0.125", "--depth", "1.1", "--image-size",
             "32", "--init", str(weights), *common, "--out", str(tmp_path / "r")]  # fmt: skip
     assert main(args) == 0, capsys.readouterr().err
-    config = json.loads((tmp_path / "r" / "config.json").read_text())
+    config = json.loads((tmp_path / "r" / "run.json").read_text())
     assert config["init"]["source"] == name.split("_")[0]
     assert config["init_loaded"]["eps"] == 1e-5 and config["num_classes"] == 3
     model = from_pretrained(tmp_path / "r" / "model")
@@ -218,7 +218,7 @@ def test_fine_tuning_from_a_hub_repository(setup, tmp_path, monkeypatch):
     run = tmp_path / "run"
     result = train(None, spec, RECIPE.replace(epochs=1), run, init=f"hf-hub:{REPO}",
                    progress=False)  # fmt: skip
-    config = json.loads((run / "config.json").read_text())
+    config = json.loads((run / "run.json").read_text())
     assert config["init"]["name"] == f"hf-hub:{REPO}" and config["init"]["source"] == "timm"
     saved = json.loads((run / "model" / "config.json").read_text())
     assert saved["num_classes"] == 3 and saved["preprocessing"]["interpolation"] == "bilinear"

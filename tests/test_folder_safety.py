@@ -191,7 +191,7 @@ def holder():
 def test_second_resume_of_a_run_is_refused_naming_the_holder(tmp_path, capsys, holder):
     run = tmp_path / "run"
     p = holder(run, "run")
-    (run / "config.json").write_text('{"model": {}, "data": {}, "recipe": {}}')
+    (run / "run.json").write_text('{"model": {}, "data": {}, "recipe": {}}')
     before = snapshot(run)
     assert main(["train", "--resume", str(run), "--no-progress"]) == 2
     err = one_line_error(capsys)
@@ -214,7 +214,7 @@ def test_second_new_run_into_a_folder_being_written_is_refused(tmp_path, capsys,
             "--workers", "0", "--batch-size", "8", "--epochs", "1", "--no-progress"]  # fmt: skip
     assert main(argv) == 2
     assert f"pid {p.pid}" in one_line_error(capsys)
-    assert not (run / "config.json").exists()
+    assert not (run / "run.json").exists()
 
 
 @pytest.mark.parametrize("resume", [False, True])

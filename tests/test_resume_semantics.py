@@ -87,7 +87,7 @@ def run(finished, tmp_path):
 
 def test_resume_extends_epochs_with_the_saved_recipe(run, capsys):
     assert main(["train", "--resume", str(run), "--epochs", "2", "--no-progress"]) == 0
-    recipe = json.loads((run / "config.json").read_text())["recipe"]
+    recipe = json.loads((run / "run.json").read_text())["recipe"]
     assert (recipe["batch_size"], recipe["lr"], recipe["seed"]) == (8, 0.02, 3)
     assert recipe["deterministic"] is True and recipe["epochs"] == 2
     s = summary(run)
@@ -198,7 +198,7 @@ def test_study_report_accepts_runs_without_minival(tmp_path):
 def test_resume_of_a_folder_that_is_not_a_run(tmp_path, capsys):
     (tmp_path / "x").mkdir()
     assert main(["train", "--resume", str(tmp_path / "x"), "--epochs", "3"]) == 2
-    assert "has no config.json (not a run folder)" in capsys.readouterr().err
+    assert "has no run.json (not a run folder)" in capsys.readouterr().err
     assert list((tmp_path / "x").iterdir()) == []
 
 
@@ -214,3 +214,20 @@ def test_python_resume_refuses_a_changed_recipe_field(run):
     with pytest.raises(EffnetError, match="takes the model from the run folder"):
         train_fn("efficientnet_b0", None, None, run, resume=True, progress=False)
     assert snapshot(run) == before
+
+
+def test_a_run_made_before_run_json_still_resumes(tmp_path, capsys):
+    """Runs made before the rename keep config.json: still read (with a note), and kept."""
+    from effnet.train import runfolder
+
+    run = tmp_path / "old"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "metrics.jsonl").write_text("")
+    (run / "config.json").write_text('{"model": {}, "data": {}, "recipe": {}}')
+    assert runfolder.config_path(run) == run / "config.json" and runfolder.is_run(run)
+    assert runfolder.read_config(run)["model"] == {}
+    assert "old name (now run.json)" in capsys.readouterr().err
+    model = tmp_path / "model"  # a saved model's config.json is not a run's
+    model.mkdir()
+    (model / "config.json").write_text("{}")
+    assert not runfolder.started(model)

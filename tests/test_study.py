@@ -35,12 +35,12 @@ def fake_train(model, data, recipe, out, *, resume=False, progress=True, model_o
     """
     out = Path(out)
     if resume:
-        arch = Architecture.from_dict(json.loads((out / "config.json").read_text())["model"])
+        arch = Architecture.from_dict(json.loads((out / "run.json").read_text())["model"])
     else:
         assert not out.exists() or not any(out.iterdir()), f"would overwrite {out}"
         out.mkdir(parents=True, exist_ok=True)
         arch = model
-        (out / "config.json").write_text(json.dumps({"model": arch.to_dict()}))
+        (out / "run.json").write_text(json.dumps({"model": arch.to_dict()}))
     log = os.environ.get("FAKE_TRAIN_LOG")
     if log:
         with open(log, "a") as f:

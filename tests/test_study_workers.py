@@ -84,7 +84,7 @@ def test_a_dead_workers_job_is_taken_over_and_resumed(tmp_path, fake_env):
     job = trial.suggest_categorical("job", ids)
     run_dir = out / "runs" / job
     run_dir.mkdir(parents=True)
-    (run_dir / "config.json").write_text(json.dumps({"model": job_table(s)[job][0].arch.to_dict()}))
+    (run_dir / "run.json").write_text(json.dumps({"model": job_table(s)[job][0].arch.to_dict()}))
     rows, complete = run_workers(None, out, None, train_fn=fake_train, log=lambda m: None)
     assert complete and len(rows) == len(ids)
     lines = fake_env.read_text().splitlines()

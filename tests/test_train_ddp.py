@@ -70,7 +70,7 @@ def runs(tmp_path_factory, fashion_folder):
 
 
 def half_batch_oracle(run):
-    config = json.loads((run / "config.json").read_text())
+    config = json.loads((run / "run.json").read_text())
     arch, recipe = Architecture.from_dict(config["model"]), config["recipe"]
     torch.manual_seed(recipe["seed"])
     model = build(arch, num_classes=10, in_chans=3).train()

@@ -97,7 +97,7 @@ def test_a_deterministic_run_resumes_with_the_threads_it_trained_with(tmp_path, 
     assert p.wait(timeout=600) == 0
     r = run("train", "--resume", str(killed), "--no-progress")
     assert r.wait(timeout=600) == 0, r.communicate()[1][-2000:]
-    assert json.loads((killed / "config.json").read_text())["threads"] == 1
+    assert json.loads((killed / "run.json").read_text())["threads"] == 1
     assert losses(killed) == losses(straight)
     a = torch.load(straight / "checkpoints" / "last.pt", weights_only=True)
     b = torch.load(killed / "checkpoints" / "last.pt", weights_only=True)

@@ -53,7 +53,7 @@ def test_tiny_run_learns_far_above_chance(tiny_run):
 def test_run_folder_layout(tiny_run):
     run = tiny_run.run_dir
     for name in (
-        "config.json",
+        "run.json",
         "metrics.jsonl",
         "summary.json",
         "checkpoints/last.pt",
@@ -62,7 +62,7 @@ def test_run_folder_layout(tiny_run):
         "model/model.safetensors",
     ):
         assert (run / name).is_file(), name
-    config = json.loads((run / "config.json").read_text())
+    config = json.loads((run / "run.json").read_text())
     assert config["recipe"]["batch_size"] == 64 and config["data"]["minival"] == 200
     assert config["model"]["mean"] == [0.286] and config["in_chans"] == 1
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]

@@ -28,9 +28,9 @@ def load_run_model(run_dir: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     """The best weights of a run folder (falling back to its last checkpoint), and its config."""
     run = Path(run_dir)
     try:
-        config = json.loads((run / runfolder.CONFIG).read_text())
+        config = json.loads(runfolder.config_path(run).read_text())
     except (OSError, ValueError):  # ValueError: malformed JSON or not UTF-8
-        raise EffnetError(f"{run} is not a run folder (no readable config.json)") from None
+        raise EffnetError(f"{run} is not a run folder (no readable {runfolder.CONFIG})") from None
     arch = Architecture.from_dict(config["model"])
     net = build(arch, num_classes=config["num_classes"], in_chans=config["in_chans"])
     best = run / runfolder.CHECKPOINTS / checkpoint.BEST

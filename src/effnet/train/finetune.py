@@ -12,7 +12,7 @@ backbone, i.e. all but the classifier, gets no updates and runs in eval mode, BN
 included, for that many epochs), ``backbone_lr_mult`` (its learning rate as a multiple of
 the head's, via optimizer parameter groups) and ``freeze_bn`` (BN statistics and affine
 frozen for the whole run). What is frozen is a function of the step alone, so a resume
-across the unfreeze is exact. config.json records the init as ``"init"``.
+across the unfreeze is exact. run.json records the init as ``"init"``.
 
     effnet train --init runs/pretrained/model --data my_images --freeze-epochs 2 \\
         --backbone-lr-mult 0.1 --out runs/finetuned
@@ -43,7 +43,7 @@ RESOLUTION_KEYS = ("phi", "resolution_mult", "resolution")
 
 @dataclass(frozen=True)
 class Init(Record):
-    """Where a fine-tuning run's weights come from (config.json's ``"init"``)."""
+    """Where a fine-tuning run's weights come from (run.json's ``"init"``)."""
 
     path: str  # absolute path of the model folder or checkpoint file
     source: str = "auto"  # auto | effnet | timm | torchvision | efficientnet_pytorch
@@ -52,7 +52,7 @@ class Init(Record):
     KIND: ClassVar[str] = "init"
 
     def to_dict(self) -> dict[str, Any]:
-        """As saved in a run's config.json: ``name`` only for published weights (so the
+        """As saved in a run's run.json: ``name`` only for published weights (so the
         runs made before it existed compare equal)."""
         d = super().to_dict()
         if d.get("name") is None:

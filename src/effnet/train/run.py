@@ -2,7 +2,7 @@
 
 Run folder::
 
-    config.json          model architecture, data spec and fingerprint, recipe, world size
+    run.json             model architecture, data spec and fingerprint, recipe, world size
     metrics.jsonl        one record per ``log_every`` steps and per epoch
     checkpoints/         last.pt, previous.pt (exact resume), best.pt (by minival top-1)
     model/               the best weights as a save_pretrained export
@@ -132,7 +132,7 @@ def train(
     """Train ``model`` on ``data`` with ``recipe`` into the run folder ``out``.
 
     With ``resume=True`` (and ``model=None``) the model, data and recipe come from
-    ``out/config.json`` and training continues from the last checkpoint exactly where it
+    ``out/run.json`` and training continues from the last checkpoint exactly where it
     stopped. A given ``recipe`` or ``data`` may differ from the saved one only where
     :mod:`effnet.train.runfolder` allows (``epochs``, ``max_time_s``, ``workers``, each with
     a stated meaning); the data must match the fingerprint saved at the start. The folder

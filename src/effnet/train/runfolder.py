@@ -12,7 +12,7 @@ fields may change, each with a stated meaning:
 
 The data's ``workers`` may change too (decoding processes do not change the images). Any
 other difference is refused in one line naming the field. A fine-tuning run keeps its init
-(config.json ``"init"``) and its recipe's ``freeze_epochs``, ``backbone_lr_mult`` and
+(run.json ``"init"``) and its recipe's ``freeze_epochs``, ``backbone_lr_mult`` and
 ``freeze_bn``: the weights come from the checkpoint, or again from the init when the run
 was killed before its first checkpoint (``effnet.train.finetune``).
 """
@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,10 @@ from effnet.rundir import ToolFolder
 from effnet.train import checkpoint
 from effnet.train.recipe import Recipe
 
-CONFIG, METRICS, SUMMARY = "config.json", "metrics.jsonl", "summary.json"
+# A run's own file is run.json; config.json is a saved model's (the run's model/ holds one).
+# Runs made before 2026-12-08 named theirs config.json: still read, and kept, for a release.
+CONFIG, OLD_CONFIG = "run.json", "config.json"
+METRICS, SUMMARY = "metrics.jsonl", "summary.json"
 CHECKPOINTS, MODEL, BAD_FILES = "checkpoints", "model", "bad_files.txt"
 RECIPE_ON_RESUME = ("epochs", "max_time_s")
 DATA_ON_RESUME = ("workers",)
@@ -54,14 +58,21 @@ def open_run(out: Path, resume: bool, main: bool) -> tuple[ToolFolder, dict[str,
     return folder, read_config(out)
 
 
+def config_path(path: Path) -> Path:
+    """The run's own file: ``run.json``, or ``config.json`` in a run made before the name
+    changed (when that one is there and the new one is not)."""
+    new, old = path / CONFIG, path / OLD_CONFIG
+    return old if not new.is_file() and old.is_file() and (path / METRICS).exists() else new
+
+
 def is_run(path: Path) -> bool:
     """Whether ``path`` is a run folder (its config and checkpoints folder exist)."""
-    return (path / CONFIG).is_file() and (path / CHECKPOINTS).is_dir()
+    return config_path(path).is_file() and (path / CHECKPOINTS).is_dir()
 
 
 def started(path: Path) -> bool:
     """Whether a run was started in ``path`` (resume it rather than start again)."""
-    return (path / CONFIG).is_file()
+    return config_path(path).is_file()
 
 
 def finished(path: Path) -> bool:
@@ -87,7 +98,10 @@ def already_exists(out: Path) -> str:
 
 
 def read_config(out: Path) -> dict[str, Any]:
-    path = out / CONFIG
+    path = config_path(out)
+    if path.name == OLD_CONFIG:
+        print(f"effnet: note: {path} is a run's file under its old name (now {CONFIG}); "
+              "read and kept as it is", file=sys.stderr)  # fmt: skip
     if not path.is_file():
         raise EffnetError(f"cannot resume: {out} has no {CONFIG} (not a run folder)")
     try:
@@ -142,7 +156,7 @@ def check_length(recipe: Recipe, step: int, steps_per_epoch: int) -> None:
 
 
 def save_resumed_recipe(out: Path, config: dict[str, Any], recipe: Recipe, step: int) -> None:
-    """Record a changed recipe in config.json and metrics.jsonl (a ``resume`` record)."""
+    """Record a changed recipe in run.json and metrics.jsonl (a ``resume`` record)."""
     old = Recipe.from_dict(config["recipe"])
     changes = {
         k: [getattr(old, k), getattr(recipe, k)]
@@ -152,7 +166,7 @@ def save_resumed_recipe(out: Path, config: dict[str, Any], recipe: Recipe, step:
     if not changes:
         return
     config = {**config, "recipe": recipe.to_dict()}
-    atomic_write_text(out / CONFIG, json.dumps(config, indent=2) + "\n")
+    atomic_write_text(config_path(out), json.dumps(config, indent=2) + "\n")
     log(out / METRICS, {"kind": "resume", "step": step, "changes": changes})
 
 
