@@ -9,6 +9,7 @@ cache (``effnet validate hf-hub:...``, offline). Labels are timm's predictions, 
 scores 100% and effnet's top-1 is the share of photos on which the two agree; the top-5 is
 the share whose whole top-5 list contains timm's top-1.
 
+    /opt/effnet-reference/bin/pip install scikit-image    # the photographs, once
     .venv/bin/python benchmarks/validate_vs_timm.py   # writes results/validate_vs_timm.json
 """
 

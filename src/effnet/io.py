@@ -98,3 +98,14 @@ def atomic_write_with(path: str | Path, writer: Callable[[str], None]) -> Path:
     with _temp_beside(path) as tmp:
         writer(tmp)
     return Path(path)
+
+
+def sha256_of(path: str | Path) -> str:
+    """The file's SHA-256 (hex), read in 1 MiB chunks."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from effnet.errors import EffnetError
-from effnet.io import atomic_open
+from effnet.io import atomic_open, sha256_of
 
 URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
 URL_ENV = "EFFNET_FASHION_MNIST_URL"  # a mirror's base URL, e.g. file:///srv/fashion-mnist/
@@ -112,14 +112,6 @@ def search_dirs(data_dir: str | Path | None) -> list[Path]:
     """Where :func:`locate` looks, in order."""
     named = explicit_dir(data_dir)
     return [*([named] if named else []), SYSTEM_DIR, cache_dir()]
-
-
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def three_ways() -> str:

@@ -23,6 +23,7 @@ import re
 from pathlib import Path
 
 from effnet.errors import EffnetError, is_internal
+from effnet.io import sha256_of
 
 SAFETENSORS, PICKLE, CONFIG = "model.safetensors", "pytorch_model.bin", "config.json"
 _TRUE = {"1", "true", "yes", "on"}
@@ -55,14 +56,6 @@ def split_repo(spec: str) -> tuple[str, str | None]:
     if not re.fullmatch(r"[\w.-]+/[\w.-]+", repo):
         raise EffnetError(f"not a hub repository id: {spec!r} (expected ORG/REPO[@REVISION])")
     return repo, (rev or None)
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _blob_ok(path: Path) -> bool:
@@ -196,7 +189,7 @@ def url_file(url: str, cache_dir: str | Path | None = None) -> Path:
     target = folder / name
     m = re.search(r"-([a-f0-9]{6,})\.", name)
     if target.is_file():
-        if m is None or _sha256(target).startswith(m.group(1)):
+        if m is None or sha256_of(target).startswith(m.group(1)):
             return target
         target.unlink()  # a corrupt cached copy: fetch it again
     if offline():

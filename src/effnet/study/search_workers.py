@@ -13,18 +13,9 @@ import optuna
 from optuna.trial import TrialState
 
 from effnet.errors import EffnetError
+from effnet.jobs import trials
 from effnet.jobs.join import join_study
 from effnet.jobs.storage import open_storage
-from effnet.jobs.trials import (
-    SURPLUS,
-    claim,
-    fail_dead_workers_trials,
-    run_until,
-    surplus,
-    system_attrs,
-    taken,
-    wait_for_others,
-)
 from effnet.study.coefficients import (
     SearchConfig,
     candidate_id,
@@ -39,7 +30,7 @@ KEYS = ("config", "candidates")  # the study's user attributes, stored when it i
 def requeue(study: Any, trial: Any) -> None:
     """Put a failed trial's candidate back in the queue, unless it failed too often."""
 
-    if trial.user_attrs.get(SURPLUS) or "candidates" not in study.user_attrs:
+    if trial.user_attrs.get(trials.SURPLUS) or "candidates" not in study.user_attrs:
         return  # not a coefficient search's trial (an RDB storage calls this for any)
     history = [*trial.system_attrs.get("retry_history", []), trial.number]
     config = json.loads(study.user_attrs.get("config", "{}"))
@@ -119,11 +110,11 @@ def repair(study: Any, storage: Any, order: list[str], max_retries: int) -> int:
     Run when a worker starts, so an interrupted search (Ctrl-C, kill -9) resumes.
     """
 
-    fail_dead_workers_trials(study, storage)
-    trials = study.get_trials(deepcopy=False)
+    trials.fail_dead_workers_trials(study, storage)
+    every = study.get_trials(deepcopy=False)
     n = 0
     for cid in order:
-        mine = [t for t in trials if candidate_of(t, order) == cid]
+        mine = [t for t in every if candidate_of(t, order) == cid]
         if any(t.state != TrialState.FAIL for t in mine) or not mine:
             continue
         if len(mine) <= max_retries:
@@ -135,7 +126,7 @@ def repair(study: Any, storage: Any, order: list[str], max_retries: int) -> int:
 def candidate_of(trial: Any, order: list[str]) -> str | None:
     """A trial's candidate: its parameter once chosen, before that its grid id's
     (``order``: :func:`grid_order`); None for a surplus trial."""
-    if trial.user_attrs.get(SURPLUS):
+    if trial.user_attrs.get(trials.SURPLUS):
         return None
     if "candidate" in trial.params:
         return trial.params["candidate"]
@@ -146,10 +137,10 @@ def candidate_of(trial: Any, order: list[str]) -> str | None:
 def work_remains(study: Any, order: list[str]) -> bool:
     """A retry is queued, or some candidate has no trial yet."""
 
-    trials = study.get_trials(deepcopy=False)
-    if any(t.state == TrialState.WAITING for t in trials):
+    every = study.get_trials(deepcopy=False)
+    if any(t.state == TrialState.WAITING for t in every):
         return True
-    seen = {candidate_of(t, order) for t in trials}
+    seen = {candidate_of(t, order) for t in every}
     return any(cid not in seen for cid in order)
 
 
@@ -164,11 +155,11 @@ def work(
 
     def objective(trial: optuna.Trial) -> float:
         nonlocal done
-        claim(trial)
-        retry = "retry_history" in system_attrs(storage, study, trial)
+        trials.claim(trial)
+        retry = "retry_history" in trials.system_attrs(storage, study, trial)
         cid = trial.suggest_categorical("candidate", ids)
-        if taken(study, trial, cid, lambda t: candidate_of(t, order)):
-            surplus(trial, f"{cid} is taken by another trial", study)
+        if trials.taken(study, trial, cid, lambda t: candidate_of(t, order)):
+            trials.surplus(trial, f"{cid} is taken by another trial", study)
         a, b, g = parse_candidate(cid)
         for k, v in (("alpha", a), ("beta", b), ("gamma", g)):
             trial.set_user_attr(k, v)
@@ -184,11 +175,11 @@ def work(
         if trial.state == TrialState.FAIL:
             requeue(study, trial)
 
-    run_until(study, objective, lambda: work_remains(study, order),
+    trials.run_until(study, objective, lambda: work_remains(study, order),
               lambda: repair(study, storage, order, cfg.max_retries), after)  # fmt: skip
     return done
 
 
 def wait(cfg: SearchConfig, study: Any, storage: Any, out: Path, train_fn: Any, log: Any) -> None:
     """Until no trial runs elsewhere, taking over the candidates of workers that die."""
-    wait_for_others(study, lambda: work(cfg, study, storage, out, train_fn, log), log)
+    trials.wait_for_others(study, lambda: work(cfg, study, storage, out, train_fn, log), log)
