@@ -27,7 +27,7 @@ DATA = {"subset": 200, "minival": 100, "workers": 0}
 
 
 def test_family_is_the_baseline_scaled_as_b1_b2_are():
-    s = tiny_study(sweeps={}, family=(0.0, 1.0, 2.0), training_budgets=(1.0, 2.0))
+    s = tiny_study(sweeps={}, family=(0.0, 1.0, 2.0), epoch_multiples=(1.0, 2.0))
     points = plan(s)
     base = baseline_arch(s)
     assert [p.group for p in points] == ["family"] * 3
@@ -77,9 +77,9 @@ def test_other_baselines_are_width_fitted_to_the_reference_cost():
 
 def test_comparison_writes_pairs_and_resumes(tmp_path, fake_env):
     out = tmp_path / "cmp"
-    cfg = comparison(training_budgets=(1.0, 2.0))
+    cfg = comparison(epoch_multiples=(1.0, 2.0))
     r = run_comparison(cfg, out, progress=False, log=lambda m: None)
-    # 2 baselines x 2 phis x 3 seeds x 2 training budgets, each trained once
+    # 2 baselines x 2 phis x 3 seeds x 2 epoch multiples, each trained once
     assert len(fake_env.read_text().splitlines()) == 24
     for name in ("comparison.json", "results.json", "results.csv", "report.md", "compare.png"):
         assert (out / name).stat().st_size > 0, name
@@ -87,7 +87,7 @@ def test_comparison_writes_pairs_and_resumes(tmp_path, fake_env):
     assert BaselineComparison.load(out / "comparison.json") == cfg
     res = json.loads((out / "results.json").read_text())
     comps = res["comparisons"]
-    assert [(c["phi"], c["training_budget"], c["a"], c["b"]) for c in comps] == [
+    assert [(c["phi"], c["epoch_multiple"], c["a"], c["b"]) for c in comps] == [
         (0.0, 1.0, "b0", "mv2"), (1.0, 1.0, "b0", "mv2"),
         (0.0, 2.0, "b0", "mv2"), (1.0, 2.0, "b0", "mv2"),
     ]  # fmt: skip
@@ -101,7 +101,7 @@ def test_comparison_writes_pairs_and_resumes(tmp_path, fake_env):
         assert c["verdict"] == ("b0 wins" if want > 0 else "mv2 wins")
     report = (out / "report.md").read_text()
     assert "Paired by seed against the reference" in report and "**Verdict:**" in report
-    assert "The ranking **held** at every longer training budget." in report
+    assert "The ranking **held** at every longer epoch multiple." in report
     assert len(r.rows["b0"]) == 12
     # resume: nothing trained again; another config is refused; no resume: refused
     assert main(["compare-baselines", "--resume", "--out", str(out), "--no-progress"]) == 0

@@ -109,9 +109,9 @@ def test_study_round_trips_through_json(tmp_path):
         ({"fig4_at": [[1, -1]], "fig4_width": [1]}, "fig4_at multipliers must be positive"),
         ({"budget": 0}, "budget must be a positive multiple"),
         ({"speed": 3}, "unknown field(s) speed"),
-        ({"training_budgets": [2, 1]}, "training_budgets must start at 1"),
-        ({"training_budgets": [1, 2, 2]}, "and increase"),
-        ({"training_budgets": []}, "training_budgets must start at 1"),
+        ({"epoch_multiples": [2, 1]}, "epoch_multiples must start at 1"),
+        ({"epoch_multiples": [1, 2, 2]}, "and increase"),
+        ({"epoch_multiples": []}, "epoch_multiples must start at 1"),
         ({"seeds": [0, 1, 0]}, "seeds must be a non-empty list of distinct ints"),
         ({"seeds": []}, "seeds must be a non-empty list"),
         ({"baseline_fields": {"divisor": 0}}, "baseline_fields: efficientnet_b0: divisor must"),
@@ -296,7 +296,7 @@ def test_convergence_check_writes_every_file_and_resumes(tmp_path):
     log = tmp_path / "calls.log"
     os.environ["FAKE_TRAIN_LOG"] = str(log)
     try:
-        s = tiny_study(sweeps={}, budget=4.0, seeds=(0, 1, 2), training_budgets=(1.0, 2.0),
+        s = tiny_study(sweeps={}, budget=4.0, seeds=(0, 1, 2), epoch_multiples=(1.0, 2.0),
                        methods=("depth", "width", "resolution", "compound"))  # fmt: skip
         out = tmp_path / "conv"
         r = run_study(s, out, train_fn=fake_train, log=lambda m: None)
@@ -306,7 +306,7 @@ def test_convergence_check_writes_every_file_and_resumes(tmp_path):
         for name in ("results.csv", "results.json", "report.md", "table7.png", "curves.png"):
             assert (out / name).stat().st_size > 0, name
         results = json.loads((out / "results.json").read_text())
-        assert {r["training_budget"] for r in results["runs"]} == {1.0, 2.0}
+        assert {r["epoch_multiple"] for r in results["runs"]} == {1.0, 2.0}
         c = results["comparisons"]["1x"]
         assert c["a"] == "compound" and c["seeds"] == [0, 1, 2]
         assert c["t_low"] <= c["mean"] <= c["t_high"]
@@ -364,8 +364,8 @@ def test_example_studies_load_and_make_run_is_the_full_study_at_a_smaller_scale(
         studies
     )
     full = studies["study-fmnist-fair.json"]
-    assert full.seeds == (0, 1, 2, 3, 4) and full.training_budgets == (1.0, 2.0)
-    same = full.replace(name="quick", seeds=(0,), training_budgets=(1.0,))
+    assert full.seeds == (0, 1, 2, 3, 4) and full.epoch_multiples == (1.0, 2.0)
+    same = full.replace(name="quick", seeds=(0,), epoch_multiples=(1.0,))
     assert same == quick()
     figs = studies["study-fmnist-fair-figs.json"]
     assert (

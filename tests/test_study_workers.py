@@ -24,10 +24,10 @@ from effnet.study.study_workers import job_table, open_queue, repair, run_worker
 pytestmark = pytest.mark.slow  # study workers in several processes
 
 
-def study_with_budgets():
+def study_with_trainings():
     return tiny_study(
         sweeps={}, seeds=(0, 1), budget=4.0, methods=("width", "resolution", "compound"),
-        training_budgets=(1.0, 2.0),
+        epoch_multiples=(1.0, 2.0),
     )  # fmt: skip
 
 
@@ -43,7 +43,7 @@ def fresh_runs(log: Path) -> Counter:
 
 
 def test_two_workers_run_each_job_once_and_both_write_the_report(tmp_path, fake_env):
-    s = study_with_budgets()
+    s = study_with_trainings()
     cfg = tmp_path / "s.json"
     s.save(cfg)
     out, storage = tmp_path / "out", str(tmp_path / "shared.journal")
@@ -67,7 +67,7 @@ def test_two_workers_run_each_job_once_and_both_write_the_report(tmp_path, fake_
 
 
 def test_a_dead_workers_job_is_taken_over_and_resumed(tmp_path, fake_env):
-    s = study_with_budgets()
+    s = study_with_trainings()
     out = tmp_path / "out"
     out.mkdir()
     (out / ".effnet-folder").write_text(json.dumps({"kind": "study"}))
@@ -96,9 +96,9 @@ def test_a_dead_workers_job_is_taken_over_and_resumed(tmp_path, fake_env):
 
 
 def test_workers_pick_up_a_sequential_study_and_report_from_storage(tmp_path, fake_env, capsys):
-    s = study_with_budgets()
+    s = study_with_trainings()
     out = tmp_path / "out"
-    s1 = s.replace(training_budgets=(1.0,))
+    s1 = s.replace(epoch_multiples=(1.0,))
     run_study(s1, out, train_fn=fake_train, progress=False, log=lambda m: None)
     first = sum(fresh_runs(fake_env).values())
     assert first == 8

@@ -5,6 +5,10 @@ with the runs that used them. They share one way in and out: ``to_dict`` / ``to_
 ``save`` (atomic), and ``from_dict`` / ``from_json`` / ``load`` with one-line errors that
 name the file and the unknown or malformed field. A record converts its own nested
 values (tuples, enums, sub-records) by overriding ``from_dict``.
+
+A field renamed to give a name one meaning stays readable for one release: the class's
+``RENAMED`` maps the old name to the new, and reading a file that uses it says so once on
+stderr (files already saved keep working; they are rewritten under the new name).
 """
 
 from __future__ import annotations
@@ -22,12 +26,39 @@ def checked_fields(cls: type, data: Any, where: str) -> dict[str, Any]:
     """``data`` as a new dict, after checking it is an object holding only fields of ``cls``."""
     if not isinstance(data, dict):
         raise EffnetError(f"{where}: expected an object, got {type(data).__name__}")
+    data = renamed_fields(cls, data, where)
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted((k for k in data if k not in names), key=str)
     if unknown:
         shown = (k if isinstance(k, str) and k.isidentifier() else repr(k) for k in unknown)
         raise EffnetError(f"{where}: unknown field(s) {', '.join(shown)}")
     return dict(data)
+
+
+_NOTED: set[tuple[str, str]] = set()  # (where, old name) already noted in this process
+
+
+def renamed_fields(cls: type, data: dict[str, Any], where: str) -> dict[str, Any]:
+    """``data`` with ``cls.RENAMED``'s old field names turned into the new ones (a notice
+    on stderr for each); both names at once is an error."""
+    renamed: dict[str, str] = getattr(cls, "RENAMED", {})
+    old = [k for k in renamed if k in data]
+    if not old:
+        return data
+    import sys
+
+    out = dict(data)
+    for k in old:
+        new = renamed[k]
+        if new in out:
+            raise EffnetError(f"{where}: give {new!r} or its old name {k!r}, not both")
+        out[new] = out.pop(k)
+        if (where, k) in _NOTED:
+            continue
+        _NOTED.add((where, k))
+        print(f"effnet: note: {where}: field {k!r} is now {new!r} (the old name is read "
+              "for one release)", file=sys.stderr)  # fmt: skip
+    return out
 
 
 def construct(cls: type, fields: dict[str, Any], where: str) -> Any:
@@ -42,6 +73,7 @@ class Record:
     """Mixin for frozen dataclasses stored as JSON; ``KIND`` names it in error messages."""
 
     KIND: ClassVar[str] = "record"
+    RENAMED: ClassVar[dict[str, str]] = {}  # old field name -> new, read for one release
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)  # type: ignore[call-overload]

@@ -41,7 +41,7 @@ class ArchSearchConfig(Record):
     startup_trials: int = 8  # random trials first (TPE's startup; NSGA-II's population)
     seed: int = 0  # the sampler's and every training run's seed
     confirm_top: int = 2  # the best few re-trained longer to confirm the ranking; 0: none
-    confirm_budget: float = 2.0  # ... at this multiple of the recipe's epochs
+    confirm_epoch_multiple: float = 2.0  # ... at this multiple of the recipe's epochs
     prune: bool = True  # skip candidates that cannot win even at 100% accuracy
 
     def __post_init__(self) -> None:
@@ -61,8 +61,10 @@ class ArchSearchConfig(Record):
             v = getattr(self, key)
             if isinstance(v, bool) or not isinstance(v, int) or v < least:
                 raise EffnetError(f"search {key} must be a whole number >= {least}, got {v!r}")
-        if not (math.isfinite(self.confirm_budget) and self.confirm_budget > 0):
-            raise EffnetError(f"search confirm_budget must be positive, got {self.confirm_budget}")
+        if not (math.isfinite(self.confirm_epoch_multiple) and self.confirm_epoch_multiple > 0):
+            raise EffnetError(
+                f"search confirm_epoch_multiple must be positive, got {self.confirm_epoch_multiple}"
+            )
         if self.space is not None and not isinstance(self.space, dict | str):
             raise EffnetError("search space must be an object, a JSON file path or null")
         for key in ("data", "recipe_overrides"):
@@ -78,6 +80,7 @@ class ArchSearchConfig(Record):
         return self.replace(space=load_space(self).to_dict())
 
     KIND: ClassVar[str] = "architecture search config"
+    RENAMED: ClassVar[dict[str, str]] = {"confirm_budget": "confirm_epoch_multiple"}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ArchSearchConfig:
@@ -99,12 +102,12 @@ def data_spec(cfg: ArchSearchConfig) -> Any:
     return DataSpec.from_dict(cfg.data)
 
 
-def recipe_of(cfg: ArchSearchConfig, budget: float = 1.0) -> Any:
-    """The recipe every candidate trains with (``budget`` x its epochs), seeded."""
+def recipe_of(cfg: ArchSearchConfig, multiple: float = 1.0) -> Any:
+    """The recipe every candidate trains with (``multiple`` x its epochs), seeded."""
     from effnet.train.recipe import resolve
 
     r = resolve(cfg.recipe).replace(**cfg.recipe_overrides).replace(seed=cfg.seed)
-    return r.replace(epochs=r.epochs * budget) if budget != 1.0 else r
+    return r.replace(epochs=r.epochs * multiple) if multiple != 1.0 else r
 
 
 def validate(cfg: ArchSearchConfig) -> tuple[SearchSpace, tuple[int, int]]:

@@ -27,7 +27,7 @@ def confirm(
     train_fn: Any,
     log: Any = None,
 ) -> None:
-    """Re-train the ``confirm_top`` best distinct candidates at ``confirm_budget`` x the
+    """Re-train the ``confirm_top`` best distinct candidates at ``confirm_epoch_multiple`` x the
     epochs, each once, into ``confirm/<trial>`` (a run whose worker died is queued again
     and resumes its folder, as in the search)."""
     assert cfg.target_macs is not None
@@ -36,7 +36,7 @@ def confirm(
     for t in sources:
         if t.number not in queued:
             confirm_study.enqueue_trial(t.params, user_attrs={"source": t.number})
-    data, recipe = data_spec(cfg), recipe_of(cfg, cfg.confirm_budget)
+    data, recipe = data_spec(cfg), recipe_of(cfg, cfg.confirm_epoch_multiple)
 
     def run_trial(trial: optuna.Trial) -> float:
         claim(trial)

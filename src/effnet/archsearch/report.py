@@ -183,7 +183,7 @@ def render_markdown(
         f"first), seed {cfg.seed}.",
         f"Proxy: data `{json.dumps(cfg.data)}`, recipe `{cfg.recipe}` "
         f"`{json.dumps(cfg.recipe_overrides)}`, {epochs:g} epoch(s) per candidate; the best "
-        f"{cfg.confirm_top} trained again at {cfg.confirm_budget:g}x the epochs.",
+        f"{cfg.confirm_top} trained again at {cfg.confirm_epoch_multiple:g}x the epochs.",
         "",
         "## Trials",
         "",
@@ -314,7 +314,7 @@ def plot_pareto(path: Path, rows: list[dict[str, Any]], cfg: ArchSearchConfig) -
     if confirmed:
         ax.scatter([r["macs"] for r in confirmed], [r["confirmed_top1"] for r in confirmed],
                    marker="D", facecolors="none", edgecolors="tab:green", s=50,
-                   label=f"confirmed ({cfg.confirm_budget:g}x epochs)")  # fmt: skip
+                   label=f"confirmed ({cfg.confirm_epoch_multiple:g}x epochs)")  # fmt: skip
     tops = [r["minival_top1"] for r in pts] + [r["confirmed_top1"] for r in confirmed]
     ax.set_ylim(min(tops) - 2, max(tops) + 2)
     ax.set_xscale("log")

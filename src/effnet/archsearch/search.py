@@ -29,58 +29,22 @@ journal file by default, any RDB URL (PostgreSQL) for a cluster. Every worker is
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
-
 from effnet.archsearch import workers as w
 from effnet.archsearch.config import ArchSearchConfig, load_space, validate
 from effnet.archsearch.confirm import confirm as confirm_best
 from effnet.archsearch.report import ArchSearchResult, write_outputs
-from effnet.jobs.local import helpers, in_folder, process_count
+from effnet.jobs.local import Launch, entry_point, helpers
 from effnet.jobs.trials import wait_for_others
-from effnet.rundir import safe_name
 from effnet.study.data_info import data_shape
 from effnet.study.runner import default_train_fn
 
 FOLDER_KIND = "search-architecture"
 
 
-def run_archsearch(
-    cfg: ArchSearchConfig | None,
-    out: str | Path,
-    *,
-    storage: str | None = None,
-    name: str | None = None,
-    processes: int = 1,
-    workers: int | None = None,
-    train_fn: Any = None,
-    log: Any = None,
-    force: bool = False,
-) -> ArchSearchResult:
-    """Run (or join, or resume) a search in the search folder ``out``, with ``workers`` - 1
-    more worker processes on this machine (``effnet.jobs.local``); writes the outputs."""
-    workers = process_count(processes, workers)
-    out = Path(out)
-    if cfg is not None:
-        validate(cfg)
-    study_name = safe_name(name or (cfg.name if cfg else ArchSearchConfig.name), "search name")
-    run = lambda: _run(cfg, out, storage, study_name, workers, train_fn, log)  # noqa: E731
-    return in_folder(out, FOLDER_KIND, study_name, force, run)
-
-
-def _run(
-    cfg: ArchSearchConfig | None,
-    out: Path,
-    storage: str | None,
-    name: str,
-    workers: int,
-    train_fn: Any,
-    log: Any,
-) -> ArchSearchResult:
-    st, study, confirm_study, cfg = w.open_studies(cfg, storage, out, name)
+def _run(cfg: ArchSearchConfig | None, at: Launch) -> ArchSearchResult:
+    st, study, confirm_study, cfg = w.open_studies(cfg, at.storage, at.out, at.study_name)
     space, shape = load_space(cfg), data_shape(cfg.data)
-    url = storage or str(out / "optuna.journal")
-    train_fn = train_fn or default_train_fn()
+    train_fn, out, log = at.train_fn or default_train_fn(), at.out, at.log
 
     def search() -> None:
         w.work(cfg, space, shape, study, st, out, train_fn, log)
@@ -88,7 +52,7 @@ def _run(
     def confirm() -> None:
         confirm_best(cfg, space, study, confirm_study, st, out, train_fn, log)
 
-    with helpers("search-architecture", url, name, out, workers):
+    with helpers("search-architecture", at.url, at.study_name, out, at.processes):
         search()
         wait_for_others(study, search, log)
         while w.work_remains(study, cfg.trials):  # a trial elsewhere failed as it ended
@@ -97,3 +61,10 @@ def _run(
         confirm()
         wait_for_others(confirm_study, confirm, log)
     return write_outputs(cfg, space, study, confirm_study, out)
+
+
+run_archsearch = entry_point(FOLDER_KIND, ArchSearchConfig.name, validate, _run)
+run_archsearch.__doc__ = """Run (or join, or resume) a search in the search folder ``out``
+(keywords: ``storage``, ``name``, ``processes``, ``train_fn``, ``log``, ``force``;
+:func:`effnet.jobs.local.entry_point`), with ``processes`` - 1 more worker processes on
+this machine; writes the outputs."""

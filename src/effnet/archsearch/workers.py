@@ -55,7 +55,7 @@ def open_studies(
     study = optuna.load_study(study_name=study_name, storage=storage,
                               sampler=make_sampler(cfg, seed))  # fmt: skip
     if stored_form(cfg) != stored:
-        study.set_user_attr(CONFIG_ATTR, stored_form(cfg))  # a new trials budget
+        study.set_user_attr(CONFIG_ATTR, stored_form(cfg))  # a new trial count
     confirm = optuna.create_study(
         study_name=f"{study_name}-confirm",
         storage=storage,
@@ -72,7 +72,7 @@ def _directions(cfg: ArchSearchConfig | None) -> list[str]:
 
 
 def _agree(cfg: ArchSearchConfig | None, stored: str, study_name: str) -> ArchSearchConfig:
-    """The stored config, with ``cfg``'s trials budget; any other difference is refused."""
+    """The stored config, with ``cfg``'s trial count; any other difference is refused."""
     saved = ArchSearchConfig.from_json(stored)
     if cfg is None:
         return saved
@@ -81,7 +81,7 @@ def _agree(cfg: ArchSearchConfig | None, stored: str, study_name: str) -> ArchSe
             f"architecture search {study_name!r} in this storage has a different config; "
             "join it without options (--join), or pick another --name or --out"
         )
-    return saved.replace(trials=cfg.trials)  # the budget may be raised or lowered
+    return saved.replace(trials=cfg.trials)  # the count may be raised or lowered
 
 
 def make_sampler(cfg: ArchSearchConfig, seed: int) -> Any:
@@ -105,20 +105,20 @@ def root_of(t: Any) -> int:
     return int(t.user_attrs.get("retry_of", t.number))
 
 
-def work_remains(study: Any, budget: int) -> bool:
-    """Fewer than ``budget`` trials complete or running, or a retry waits (and the search
+def work_remains(study: Any, wanted: int) -> bool:
+    """Fewer than ``wanted`` trials complete or running, or a retry waits (and the search
     has not given up)."""
     trials = counted(study)
     n = {s: sum(t.state == s for t in trials) for s in TrialState}
     tried = n[TrialState.COMPLETE] + n[TrialState.PRUNED] + n[TrialState.FAIL]
-    if n[TrialState.COMPLETE] >= budget or tried >= ATTEMPTS_PER_TRIAL * budget:
+    if n[TrialState.COMPLETE] >= wanted or tried >= ATTEMPTS_PER_TRIAL * wanted:
         return False
-    return n[TrialState.WAITING] > 0 or n[TrialState.COMPLETE] + n[TrialState.RUNNING] < budget
+    return n[TrialState.WAITING] > 0 or n[TrialState.COMPLETE] + n[TrialState.RUNNING] < wanted
 
 
-def _surplus_reason(study: Any, trial: Any, budget: int) -> str | None:
-    """Why this trial must not run: the budget is met by trials complete or started before
-    it, or an earlier retry of the same run exists."""
+def _surplus_reason(study: Any, trial: Any, wanted: int) -> str | None:
+    """Why this trial must not run: ``wanted`` trials are complete or
+    started before it, or an earlier retry of the same run exists."""
     root = root_of(trial)
     complete = running = 0
     for t in counted(study):
@@ -130,8 +130,8 @@ def _surplus_reason(study: Any, trial: Any, budget: int) -> str | None:
                 return f"trial {t.number} already retries trial {root}"
         complete += t.state == TrialState.COMPLETE
         running += t.state == TrialState.RUNNING and t.number < trial.number
-    if budget and complete + running >= budget:
-        return f"{budget} trials are complete or running"
+    if wanted and complete + running >= wanted:
+        return f"{wanted} trials are complete or running"
     return None
 
 

@@ -95,15 +95,18 @@ def print_json(obj: Any) -> None:
 class Deprecated(argparse.Action):
     """An old flag: stores into the new one's ``dest`` and says once, on stderr, what to use."""
 
-    def __init__(self, option_strings: list[str], dest: str, new: str = "", **kw: Any) -> None:
+    def __init__(
+        self, option_strings: list[str], dest: str, new: str = "", why: str = "", **kw: Any
+    ) -> None:
         self.new = new
+        self.why = why or "will mean only what it means for 'effnet train'"
         super().__init__(option_strings, dest, **kw)
 
     def __call__(self, parser: Any, namespace: Any, values: Any, option: Any = None) -> None:
         import sys
 
-        print(f"effnet: {option} is deprecated here and will mean only what it means for "
-              f"'effnet train'; use {self.new}", file=sys.stderr)  # fmt: skip
+        print(f"effnet: {option} is deprecated here and {self.why}; use {self.new}",
+              file=sys.stderr)  # fmt: skip
         setattr(namespace, self.dest, values)
 
 
@@ -114,3 +117,18 @@ def add_processes_arg(p: argparse.ArgumentParser, default: int | None, what: str
     p.add_argument("--processes", type=int, default=default, metavar="N", help=what)
     p.add_argument("--workers", dest="processes", type=int, action=Deprecated,
                    new="--processes", help=argparse.SUPPRESS)  # fmt: skip
+
+
+def add_search_folder_args(p: argparse.ArgumentParser, what: str, out_default: str) -> None:
+    """The options every search shares: its storage and name, worker processes, joining,
+    its output folder and replacing one."""
+    p.add_argument("--storage", metavar="URL", help="Optuna storage: a .journal file or RDB URL")
+    p.add_argument("--name", help=f"{what} name in the storage (default from the config)")
+    add_processes_arg(p, 1, "worker processes on this machine (1)")
+    p.add_argument("--join", action="store_true", help="join the search already in --storage")
+    p.add_argument("--out", metavar="DIR", help=f"output folder (default {out_default})")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="replace an output folder holding another search (only one effnet made)",
+    )

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from effnet.cli._common import add_processes_arg
+from effnet.cli._common import add_search_folder_args
 
 # what a --target-flops suffix multiplies by
 SUFFIXES = {"k": 1e3, "K": 1e3, "M": 1e6, "G": 1e9, "B": 1e9}
@@ -40,16 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--show-space", action="store_true", help="print the space (--space or the default)"
     )
-    p.add_argument("--storage", metavar="URL", help="Optuna storage: a .journal file or RDB URL")
-    p.add_argument("--name", help="search name in the storage (default from the config)")
-    add_processes_arg(p, 1, "worker processes on this machine (1)")
-    p.add_argument("--join", action="store_true", help="join the search already in --storage")
-    p.add_argument("--out", metavar="DIR", help="output folder (default runs/archsearch-<name>)")
-    p.add_argument(
-        "--force",
-        action="store_true",
-        help="replace an output folder holding another search (only one effnet made)",
-    )
+    add_search_folder_args(p, "search", "runs/archsearch-<name>")
     p.set_defaults(func=cmd_search_architecture)
 
 

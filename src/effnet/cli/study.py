@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from effnet.cli._common import Deprecated, add_processes_arg
+from effnet.cli._common import Deprecated, add_processes_arg, add_search_folder_args
 from effnet.errors import EffnetError
 from effnet.rundir import safe_name
 from effnet.scaling import PAPER_COEFFICIENTS
@@ -33,11 +33,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seeds", type=_ints, help="override the seeds, e.g. 0,1,2")
     p.add_argument("--epochs", type=float, help="override the epochs per point")
     p.add_argument(
-        "--training-budgets",
+        "--epoch-multiples",
         type=_floats,
         metavar="1,2",
         help="train Table 7 at these multiples of the epochs (1,2: the convergence check)",
     )
+    p.add_argument("--training-budgets", dest="epoch_multiples", type=_floats,
+                   action=Deprecated, new="--epoch-multiples",
+                   why="will be removed (a budget is a model's cost)",
+                   help=argparse.SUPPRESS)  # fmt: skip
     p.add_argument("--subset", type=int, help="override the number of training images")
     p.add_argument("--no-progress", action="store_true", help="no per-step progress bars")
     p.add_argument(
@@ -74,16 +78,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--epochs", type=float, help="epochs per candidate")
     p.add_argument("--subset", type=int, help="training images per candidate")
     p.add_argument("--no-prune", action="store_true", help="train every candidate fully")
-    p.add_argument("--storage", metavar="URL", help="Optuna storage: a .journal file or RDB URL")
-    p.add_argument("--name", help="study name in the storage (default from the config)")
-    add_processes_arg(p, 1, "worker processes on this machine (1)")
-    p.add_argument("--join", action="store_true", help="join the search already in --storage")
-    p.add_argument("--out", metavar="DIR", help="output folder (default runs/search-<name>)")
-    p.add_argument(
-        "--force",
-        action="store_true",
-        help="replace an output folder holding another search (only one effnet made)",
-    )
+    add_search_folder_args(p, "study", "runs/search-<name>")
     p.set_defaults(func=cmd_search)
 
     p = sub.add_parser(
@@ -135,7 +130,7 @@ def cmd_study(args: argparse.Namespace) -> int:
     if study is None and not (args.resume and args.out) and not joins:
         raise EffnetError("give a study config file, --quick, or --resume --out DIR")
     if study is not None:
-        study = study.with_budget(args.seeds, args.epochs, args.subset, args.training_budgets)
+        study = study.with_training(args.seeds, args.epochs, args.subset, args.epoch_multiples)
         safe_name(study.name, "study name")
     out = Path(args.out or f"runs/study-{study.name if study else 'quick'}")
     if args.storage or args.worker or args.report or args.processes is not None:

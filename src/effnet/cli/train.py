@@ -24,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Train MODEL into a run folder; --resume RUN_DIR continues a stopped run "
         "exactly, with the run's saved model, data and recipe. With --resume only --epochs "
         "(the new total; a cosine schedule is recomputed for it from the current step, the "
-        "step schedule continues unchanged), --max-time (the new total budget, time spent "
+        "step schedule continues unchanged), --max-time (the new total time limit, time spent "
         "included) and --workers may be given. Runs under torchrun for data parallelism (DDP).",
     )
     p.add_argument(
@@ -44,7 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--epochs", type=float)
     r.add_argument("--batch-size", type=int, help="global batch (split over DDP processes)")
     r.add_argument("--lr", type=float, help="learning rate per 256 images")
-    r.add_argument("--max-time", type=float, metavar="SECONDS", help="training time budget")
+    r.add_argument("--max-time", type=float, metavar="SECONDS", help="training time limit")
     r.add_argument("--seed", type=int)
     r.add_argument("--amp", choices=["bf16"], help="bf16 autocast (slow on AVX2-only CPUs)")
     r.add_argument("--compile", action="store_true", help="torch.compile the model")

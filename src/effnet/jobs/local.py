@@ -12,11 +12,12 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from effnet.errors import EffnetError
-from effnet.rundir import ToolFolder
+from effnet.rundir import ToolFolder, safe_name
 
 T = TypeVar("T")
 
@@ -31,6 +32,55 @@ def process_count(processes: int, workers: int | None) -> int:
     what = "workers= is now processes= (worker processes); workers= keeps its DataLoader meaning"
     warnings.warn(what, DeprecationWarning, stacklevel=3)
     return workers
+
+
+@dataclass(frozen=True)
+class Launch:
+    """How one command runs its search here: the folder, the storage (None: a journal file
+    in the folder), the study name as given and as used, this machine's worker processes,
+    and the training function and progress log (None: the defaults)."""
+
+    out: Path
+    storage: str | None
+    name: str | None
+    study_name: str
+    processes: int
+    train_fn: Any
+    log: Any
+
+    @property
+    def url(self) -> str:
+        return self.storage or str(self.out / "optuna.journal")
+
+
+def entry_point(
+    kind: str, default_name: str, validate: Callable[[Any], Any], body: Callable[[Any, Launch], T]
+) -> Callable[..., T]:
+    """The public ``run_*`` function of a search: one keyword signature for all of them.
+    It checks the config, names the study, and runs ``body(cfg, launch)`` while this process
+    holds the search folder (of ``kind``)."""
+
+    def run(
+        cfg: Any,
+        out: str | Path,
+        *,
+        storage: str | None = None,
+        name: str | None = None,
+        processes: int = 1,
+        workers: int | None = None,
+        train_fn: Any = None,
+        log: Any = None,
+        force: bool = False,
+    ) -> T:
+        n = process_count(processes, workers)
+        out = Path(out)
+        if cfg is not None:
+            validate(cfg)
+        study_name = safe_name(name or (cfg.name if cfg else default_name), "search name")
+        launch = Launch(out, storage, name, study_name, n, train_fn, log)
+        return in_folder(out, kind, study_name, force, lambda: body(cfg, launch))
+
+    return run
 
 
 def in_folder(out: Path, kind: str, name: str, force: bool, body: Callable[[], T]) -> T:

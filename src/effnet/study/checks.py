@@ -56,7 +56,7 @@ def check_types(s: Any) -> None:
     for m in _as_list(s.methods, "methods"):
         if not isinstance(m, str):
             raise EffnetError(f"study: methods must be names, got {m!r}")
-    for key in ("fig4_width", "coefficients", "training_budgets", "family"):
+    for key in ("fig4_width", "coefficients", "epoch_multiples", "family"):
         for v in _as_list(getattr(s, key), key):
             if not _is_number(v):
                 raise EffnetError(f"study: {key} must hold finite numbers, got {v!r}")
@@ -123,10 +123,10 @@ def validate(s: Any) -> None:
         )
     if not s.seeds or len(set(s.seeds)) != len(s.seeds):
         raise EffnetError(f"study: seeds must be a non-empty list of distinct ints, got {s.seeds}")
-    budgets = tuple(s.training_budgets)
+    budgets = tuple(s.epoch_multiples)
     if not budgets or budgets[0] != 1.0 or any(b <= a for a, b in zip(budgets, budgets[1:])):
         raise EffnetError(
-            "study: training_budgets must start at 1 (the recipe's epochs) and increase, "
+            "study: epoch_multiples must start at 1 (the recipe's epochs) and increase, "
             f"e.g. [1, 2]; got {list(budgets)}"
         )
     if s.resolution is not None and s.resolution < 8:

@@ -57,7 +57,7 @@ class BaselineComparison(Record):
     recipe: str = "cpu"
     recipe_overrides: dict[str, Any] = field(default_factory=dict)
     seeds: tuple[int, ...] = (0, 1, 2)
-    training_budgets: tuple[float, ...] = (1.0,)
+    epoch_multiples: tuple[float, ...] = (1.0,)
 
     def __post_init__(self) -> None:
         safe_name(self.name, "comparison name")
@@ -86,11 +86,12 @@ class BaselineComparison(Record):
         return self.reference or next(iter(self.baselines))
 
     KIND: ClassVar[str] = "baseline comparison"
+    RENAMED: ClassVar[dict[str, str]] = {"training_budgets": "epoch_multiples"}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> BaselineComparison:
         d = checked_fields(cls, data, cls.KIND)
-        for key in ("family", "coefficients", "seeds", "training_budgets"):
+        for key in ("family", "coefficients", "seeds", "epoch_multiples"):
             if key in d:
                 if not isinstance(d[key], list | tuple):
                     raise EffnetError(f"{cls.KIND}: {key} must be a list, got {d[key]!r}")
@@ -107,7 +108,7 @@ def study_of(cfg: BaselineComparison, label: str, **changes: Any) -> Study:
             name=f"{cfg.name}-{label}", data=cfg.data, recipe=cfg.recipe,
             recipe_overrides=cfg.recipe_overrides, seeds=cfg.seeds, budget=None,
             family=cfg.family, coefficients=cfg.coefficients,
-            training_budgets=cfg.training_budgets, **spec,
+            epoch_multiples=cfg.epoch_multiples, **spec,
         )  # fmt: skip
         proxy_baseline(study, label)
         return study

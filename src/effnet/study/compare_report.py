@@ -1,6 +1,6 @@
 """A baseline comparison's results as files: results.csv/json, compare.png and report.md.
 
-Every baseline is paired with the reference seed by seed at each phi and training budget
+Every baseline is paired with the reference seed by seed at each phi and epoch multiple
 (:func:`effnet.study.stats.compare`); the report states the difference, its 95% interval
 and the verdict, whichever baseline it favours.
 """
@@ -15,7 +15,7 @@ from typing import Any
 
 from effnet.io import atomic_write_text, atomic_write_with
 from effnet.study import stats
-from effnet.study.report import aggregate, at_budget, pct
+from effnet.study.report import aggregate, at_epoch_multiple, pct
 from effnet.study.study import Study
 from effnet.study.verdict import by_seed
 
@@ -29,20 +29,20 @@ def family_keys(folder: Path) -> list[dict[str, Any]]:
 def comparisons(
     cfg: Any, points: dict[str, list[dict[str, Any]]], rows: dict[str, list[dict[str, Any]]]
 ) -> list[dict[str, Any]]:
-    """Reference minus each other baseline, per phi and training budget, paired by seed."""
+    """Reference minus each other baseline, per phi and epoch multiple, paired by seed."""
     ref = cfg.reference_label
     out = []
-    for budget in cfg.training_budgets:
+    for multiple in cfg.epoch_multiples:
         for i, phi in enumerate(cfg.family):
-            a = by_seed(at_budget(rows[ref], budget), points[ref][i]["key"])
+            a = by_seed(at_epoch_multiple(rows[ref], multiple), points[ref][i]["key"])
             for label in cfg.baselines:
                 if label == ref:
                     continue
-                b = by_seed(at_budget(rows[label], budget), points[label][i]["key"])
+                b = by_seed(at_epoch_multiple(rows[label], multiple), points[label][i]["key"])
                 if not set(a) & set(b):
                     continue
                 c = stats.compare(ref, a, label, b)
-                out.append(dict(phi=phi, training_budget=budget, **c.to_dict(),
+                out.append(dict(phi=phi, epoch_multiple=multiple, **c.to_dict(),
                                 verdict=stats.words(c), sentence=stats.sentence(c)))  # fmt: skip
     return out
 
@@ -52,8 +52,8 @@ def write_comparison_report(
 ) -> None:
     points = {label: family_keys(out / label) for label in studies}
     comps = comparisons(cfg, points, rows)
-    # label -> training budget -> key -> mean/std over the seeds: computed once, used by all
-    aggs = {label: {b: aggregate(rows[label], b) for b in cfg.training_budgets}
+    # label -> epoch multiple -> key -> mean/std over the seeds: computed once, used by all
+    aggs = {label: {b: aggregate(rows[label], b) for b in cfg.epoch_multiples}
             for label in studies}  # fmt: skip
     models = {label: {f"{b:g}x": a for b, a in per.items()} for label, per in aggs.items()}
     results = dict(
@@ -101,9 +101,9 @@ def render(
         + f". Training time over all runs: {total / 60:.1f} min.",  # fmt: skip
         "",
         "| baseline | source | width | phi | px | multiply-adds | params "
-        + "".join(f"| test top-1 % at {b:g}x epochs " for b in cfg.training_budgets)
+        + "".join(f"| test top-1 % at {b:g}x epochs " for b in cfg.epoch_multiples)
         + "|",
-        "|---|---|---|---|---|---|---" + "|---" * len(cfg.training_budgets) + "|",
+        "|---|---|---|---|---|---|---" + "|---" * len(cfg.epoch_multiples) + "|",
     ]
     for label, study in studies.items():
         per = list(aggs[label].values())
@@ -117,7 +117,7 @@ def render(
             )
     lines += ["", "## Paired by seed against the reference", ""]
     for c in comps:
-        lines.append(f"- phi {c['phi']:g}, {c['training_budget']:g}x epochs: {c['sentence']}")
+        lines.append(f"- phi {c['phi']:g}, {c['epoch_multiple']:g}x epochs: {c['sentence']}")
     if not comps:
         lines.append("- nothing to compare yet (no seed finished for two baselines)")
     lines += ["", *ranking_lines(cfg, points, aggs)]
@@ -140,25 +140,25 @@ def ranking_lines(
     points: dict[str, list[dict[str, Any]]],
     aggs: dict[str, dict[float, dict[str, dict[str, Any]]]],
 ) -> list[str]:
-    """The baselines ordered by mean test top-1 at each phi and training budget, and
-    whether the longer budgets kept the first budget's order."""
+    """The baselines ordered by mean test top-1 at each phi and epoch multiple, and
+    whether the longer trainings kept the first one's order."""
     order: dict[tuple[float, float], list[str]] = {}
-    for budget in cfg.training_budgets:
+    for multiple in cfg.epoch_multiples:
         for i, phi in enumerate(cfg.family):
-            means = {label: aggs[label][budget][pts[i]["key"]]["test_mean"]
+            means = {label: aggs[label][multiple][pts[i]["key"]]["test_mean"]
                      for label, pts in points.items()
-                     if pts[i]["key"] in aggs[label][budget]}  # fmt: skip
-            order[(phi, budget)] = sorted(means, key=lambda k: -means[k])
+                     if pts[i]["key"] in aggs[label][multiple]}  # fmt: skip
+            order[(phi, multiple)] = sorted(means, key=lambda k: -means[k])
     out = ["## Ranking by mean test top-1", ""]
-    for (phi, budget), names in order.items():
-        out.append(f"- phi {phi:g}, {budget:g}x epochs: {' > '.join(names)}")
-    if len(cfg.training_budgets) > 1:
-        first = cfg.training_budgets[0]
+    for (phi, multiple), names in order.items():
+        out.append(f"- phi {phi:g}, {multiple:g}x epochs: {' > '.join(names)}")
+    if len(cfg.epoch_multiples) > 1:
+        first = cfg.epoch_multiples[0]
         changed = [(phi, b) for (phi, b), names in order.items()
                    if b != first and names != order.get((phi, first))]  # fmt: skip
         out.append("")
         out.append(
-            "The ranking **held** at every longer training budget."
+            "The ranking **held** at every longer epoch multiple."
             if not changed
             else "The ranking **changed** with more training at "
             + ", ".join(f"phi {phi:g} ({b:g}x)" for phi, b in changed)
@@ -174,7 +174,7 @@ def _plot(
     aggs: dict[str, dict[float, dict[str, dict[str, Any]]]],
 ) -> str | None:
     """compare.png: test top-1 against multiply-adds, one line per baseline's family (seed
-    spread as error bars; hollow squares at longer training budgets)."""
+    spread as error bars; hollow squares at longer epoch multiples)."""
     # matplotlib loads only when a plot is drawn
     import matplotlib
 
@@ -187,7 +187,7 @@ def _plot(
     fig, ax = plt.subplots(figsize=(6, 4.5))
     for label, pts in points.items():
         color = None
-        for i, (budget, agg) in enumerate(aggs[label].items()):
+        for i, (multiple, agg) in enumerate(aggs[label].items()):
             done = [p for p in pts if p["key"] in agg]
             if not done:
                 continue
@@ -195,7 +195,7 @@ def _plot(
                 [p["macs"] / 1e6 for p in done], [agg[p["key"]]["test_mean"] for p in done],
                 yerr=[agg[p["key"]]["test_std"] for p in done], capsize=3, color=color,
                 fmt="o-" if i == 0 else "s--", mfc=None if i == 0 else "none",
-                label=label if i == 0 else f"{label} ({budget:g}x epochs)",
+                label=label if i == 0 else f"{label} ({multiple:g}x epochs)",
             )  # fmt: skip
             color = line[0].get_color()
     ax.set_xlabel("multiply-adds (millions)")

@@ -24,7 +24,7 @@ def quick() -> Study:
     point adds real detail) with the fair-proxy fields, fitted to 3.45x its multiply-adds
     by each method (the resolution point lands at 27 px); 3,000 training images, two
     epochs, one seed (about 6 minutes here; the report says what that cannot show).
-    ``--seeds 0,1,2`` gives an interval and ``--training-budgets 1,2`` the convergence
+    ``--seeds 0,1,2`` gives an interval and ``--epoch-multiples 1,2`` the convergence
     check, each multiplying the time.
     """
     return Study(

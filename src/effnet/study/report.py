@@ -22,14 +22,20 @@ from effnet.study.data_info import native_resolution
 from effnet.study.study import SWEEP_KEYS, Point, Study, baseline_arch
 
 
-def at_budget(rows: list[dict[str, Any]], budget: float) -> list[dict[str, Any]]:
-    return [r for r in rows if r.get("training_budget", 1.0) == budget]
+def at_epoch_multiple(rows: list[dict[str, Any]], multiple: float) -> list[dict[str, Any]]:
+    return [r for r in rows if epoch_multiple_of(r) == multiple]
 
 
-def aggregate(rows: list[dict[str, Any]], budget: float = 1.0) -> dict[str, dict[str, Any]]:
-    """key -> mean/std of test and minival top-1 over seeds, plus cost (one budget)."""
+def epoch_multiple_of(row: dict[str, Any]) -> float:
+    """The row's multiple of the recipe's epochs (``training_budget`` in rows written before
+    the rename, still in older journals)."""
+    return float(row.get("epoch_multiple", row.get("training_budget", 1.0)))
+
+
+def aggregate(rows: list[dict[str, Any]], multiple: float = 1.0) -> dict[str, dict[str, Any]]:
+    """key -> mean/std of test and minival top-1 over seeds, plus cost (one epoch multiple)."""
     by_key: dict[str, list[dict[str, Any]]] = {}
-    for r in at_budget(rows, budget):
+    for r in at_epoch_multiple(rows, multiple):
         by_key.setdefault(r["key"], []).append(r)
     out = {}
     for key, rs in by_key.items():
@@ -57,14 +63,14 @@ def write_report(
         points=[p.to_dict() for p in points],
         comparisons={
             f"{b:g}x": c.to_dict()
-            for b in study.training_budgets
-            if (c := words.compound_vs_best_single(t7, at_budget(rows, b))) is not None
+            for b in study.epoch_multiples
+            if (c := words.compound_vs_best_single(t7, at_epoch_multiple(rows, b))) is not None
         },
     )  # fmt: skip
     atomic_write_text(out / "results.json", json.dumps(results, indent=2) + "\n")
     if not final:
         return
-    longer = {b: aggregate(rows, b) for b in study.training_budgets[1:]}
+    longer = {b: aggregate(rows, b) for b in study.epoch_multiples[1:]}
     figures = plot(out, points, agg, longer) + learning_curves(out, study, points, rows)
     text = render_markdown(study, points, rows, figures, native_resolution(study.data))
     atomic_write_text(out / "report.md", text)
@@ -100,14 +106,14 @@ def pct(a: dict[str, Any] | None) -> str:
     return f"{a['test_mean']:.2f}{spread} (n={a['n']})"
 
 
-def table7(points: list[Point], rows: list[dict[str, Any]], budget: float) -> list[str]:
+def table7(points: list[Point], rows: list[dict[str, Any]], multiple: float) -> list[str]:
     t7 = [p for p in points if p.group == "table7"]
     if not t7:
         return []
-    agg = aggregate(rows, budget)
-    rows = at_budget(rows, budget)
+    agg = aggregate(rows, multiple)
+    rows = at_epoch_multiple(rows, multiple)
     target = t7[0].target or 0.0
-    trained = "the recipe's epochs" if budget == 1.0 else f"{budget:g}x the recipe's epochs"
+    trained = "the recipe's epochs" if multiple == 1.0 else f"{multiple:g}x the recipe's epochs"
     out = [
         f"## Table 7 analogue: one method each at ~{target / 1e6:.2f}M multiply-adds, {trained}",
         "",
@@ -134,20 +140,20 @@ def table7(points: list[Point], rows: list[dict[str, Any]], budget: float) -> li
 
 
 def family_table(study: Study, points: list[Point], rows: list[dict[str, Any]]) -> list[str]:
-    """The compound-scaled family: one row per phi, test top-1 at each training budget."""
+    """The compound-scaled family: one row per phi, test top-1 at each epoch multiple."""
     fam = [p for p in points if p.group == "family"]
     if not fam:
         return []
     base = baseline_arch(study)
-    aggs = {b: aggregate(rows, b) for b in study.training_budgets}
-    budgets = " | ".join(f"test top-1 % at {b:g}x epochs" for b in aggs)
+    aggs = {b: aggregate(rows, b) for b in study.epoch_multiples}
+    lengths = " | ".join(f"test top-1 % at {b:g}x epochs" for b in aggs)
     out = [
         "## The compound-scaled family: the baseline x (alpha, beta, gamma)^phi with "
         f"{', '.join(f'{c:g}' for c in study.coefficients)}",
         "",
         f"| phi | nominal d / w / r | effective d / w / r | px | multiply-adds "
         f"| vs (alpha beta^2 gamma^2)^phi x baseline "
-        f"| {budgets} |",
+        f"| {lengths} |",
         "|---|---|---|---|---|---|" + "---|" * len(aggs),
     ]
     for phi, p in zip(study.family, fam, strict=True):
@@ -201,7 +207,7 @@ def render_markdown(
         f"`{json.dumps(study.data)}`; recipe `{study.recipe}` with "
         f"`{json.dumps(study.recipe_overrides)}`; seeds {list(study.seeds)}; "
         f"{'the family' if study.budget is None and study.family else 'Table 7'} at "
-        f"{', '.join(f'{b:g}x' for b in study.training_budgets)} the epochs. "
+        f"{', '.join(f'{b:g}x' for b in study.epoch_multiples)} the epochs. "
         f"Training time over all runs: {total / 60:.1f} min. Effective multipliers count "
         "the blocks, channels and pixels of each network over the baseline's (after "
         "rounding); nominal ones are what was asked.",
@@ -210,11 +216,11 @@ def render_markdown(
     ]
     t7 = [p for p in points if p.group == "table7"]
     body: list[str] = []
-    for b in study.training_budgets:
+    for b in study.epoch_multiples:
         body += table7(points, rows, b)
     if t7:
-        by_budget = {b: at_budget(rows, b) for b in study.training_budgets}
-        body += [*words.convergence(t7, by_budget), ""]
+        by_multiple = {b: at_epoch_multiple(rows, b) for b in study.epoch_multiples}
+        body += [*words.convergence(t7, by_multiple), ""]
     body += family_table(study, points, rows)
     body += sweep_tables(points, agg, "fig3")
     body += sweep_tables(points, agg, "fig4")
@@ -230,7 +236,7 @@ def plot(
 ) -> list[str]:
     """fig3.png / fig4.png (top-1 vs multiply-adds, one line per method, seed spread as error
     bars), table7.png (Figure 8: the budget-matched models) and family.png (the compound
-    family), with hollow squares at the ``longer`` training budgets. Returns the file names."""
+    family), with hollow squares at the ``longer`` epoch multiples. Returns the file names."""
     # matplotlib loads only when a plot is drawn
     import matplotlib
 
@@ -312,7 +318,7 @@ def learning_curves(
     out: Path, study: Study, points: list[Point], rows: list[dict[str, Any]]
 ) -> list[str]:
     """curves.png: minival top-1 against epochs for each Table-7 method, the mean over seeds
-    with the seeds' range as a band; a dashed line per longer training budget."""
+    with the seeds' range as a band; a dashed line per longer epoch multiple."""
     t7: dict[str, str] = {}
     for p in points:  # a network two methods share is drawn once, under both names
         if p.group == "table7":
@@ -322,7 +328,7 @@ def learning_curves(
         if r["key"] in t7:
             c = curve(out / r["run_dir"]) or [tuple(x) for x in r.get("curve", ())]
             if c:
-                series.setdefault((t7[r["key"]], r.get("training_budget", 1.0)), []).append(c)
+                series.setdefault((t7[r["key"]], epoch_multiple_of(r)), []).append(c)
     if not series:
         return []
     # matplotlib loads only when a plot is drawn
@@ -333,13 +339,13 @@ def learning_curves(
 
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
     colors: dict[str, Any] = {}
-    for (method, budget), runs in sorted(series.items()):
+    for (method, multiple), runs in sorted(series.items()):
         n = min(len(c) for c in runs)
         xs = [runs[0][i][0] for i in range(n)]
         ys = [[c[i][1] for c in runs] for i in range(n)]
         mean = [statistics.fmean(v) for v in ys]
-        style = "-" if budget == 1.0 else "--"
-        label = method if budget == 1.0 else f"{method} ({budget:g}x epochs)"
+        style = "-" if multiple == 1.0 else "--"
+        label = method if multiple == 1.0 else f"{method} ({multiple:g}x epochs)"
         (line,) = ax.plot(xs, mean, style, color=colors.get(method), label=label)
         colors.setdefault(method, line.get_color())
         if len(runs) > 1:

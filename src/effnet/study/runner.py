@@ -3,9 +3,9 @@
 Study folder::
 
     study.json            the Study (what was asked)
-    plan.json             every point: multipliers, resolution, multiply-adds, budget error
+    plan.json             every point: multipliers, resolution, multiply-adds, off-budget error
     runs/<key>/seed<N>/   one training run folder per distinct architecture and seed
-    runs/<key>/x2/seed<N>/  the same at 2x the recipe's epochs (``training_budgets``)
+    runs/<key>/x2/seed<N>/  the same at 2x the recipe's epochs (``epoch_multiples``)
     results.csv / .json   one row per finished run (written after every run)
     fig3.png, fig4.png, table7.png, report.md
 
@@ -174,17 +174,17 @@ def _train_all(
 
     which = " and ".join(n for n, on in (("Table 7", study.budget is not None),
                                          ("the family", bool(study.family))) if on)  # fmt: skip
-    budgets = "" if len(study.training_budgets) == 1 or not which else (
-        f", {which} also at {', '.join(f'{b:g}x' for b in study.training_budgets[1:])} the epochs"
+    multiples = "" if len(study.epoch_multiples) == 1 or not which else (
+        f", {which} also at {', '.join(f'{b:g}x' for b in study.epoch_multiples[1:])} the epochs"
     )  # fmt: skip
     say(f"study {study.name}: {len(jobs)} runs ({len(unique_runs(points))} models x "
-        f"{len(study.seeds)} seeds{budgets}) in {out}")  # fmt: skip
+        f"{len(study.seeds)} seeds{multiples}) in {out}")  # fmt: skip
     rows: list[dict[str, Any]] = []
     trained = 0
-    for i, (point, seed, budget) in enumerate(jobs):
-        run_dir = out / "runs" / run_path(point.key, seed, budget)
+    for i, (point, seed, multiple) in enumerate(jobs):
+        run_dir = out / "runs" / run_path(point.key, seed, multiple)
         summary = run_dir / runfolder.SUMMARY
-        name = f"{point.key}{'' if budget == 1.0 else f' x{budget:g}'} seed {seed}"
+        name = f"{point.key}{'' if multiple == 1.0 else f' x{multiple:g}'} seed {seed}"
         tag = f"[{i + 1}/{len(jobs)}] {name}"
         display.start_run(i, name)
         if summary.is_file():
@@ -199,45 +199,50 @@ def _train_all(
             started = time.perf_counter()
             progress = display if display.shows_steps else False
             result = runfolder.train_or_resume(
-                train_fn, point.arch, data, budget_recipe(recipe, seed, budget), run_dir, progress
+                train_fn,
+                point.arch,
+                data,
+                recipe_for_run(recipe, seed, multiple),
+                run_dir,
+                progress,
             )
             metrics = dict(result.metrics)
             trained += 1
             display.finish_run()
             say(f"{tag}: test top-1 {metrics['test_top1']:.2f}% "
                 f"({time.perf_counter() - started:.0f} s)")  # fmt: skip
-        rows.append(result_row(point, points, seed, metrics, run_dir, out, budget))
+        rows.append(result_row(point, points, seed, metrics, run_dir, out, multiple))
         write_report(out, study, points, rows, final=False)
     return rows, trained
 
 
-Job = tuple[Point, int, float]  # (point, seed, training budget)
+Job = tuple[Point, int, float]  # (point, seed, epoch multiple)
 
 
 def study_jobs(study: Study, points: list[Point]) -> list[Job]:
     """Every run, seed-major so each seed's set finishes before the next starts; the
-    Table-7 and family points again at each longer training budget, after all
-    first-budget runs."""
+    Table-7 and family points again at each longer epoch multiple, after all
+    runs at the recipe's epochs."""
     runs = unique_runs(points)
     jobs = [(p, seed, 1.0) for seed in study.seeds for p in runs]
     table7 = unique_runs([p for p in points if p.group in ("table7", "family")])
-    for budget in study.training_budgets[1:]:
-        jobs += [(p, seed, budget) for seed in study.seeds for p in table7]
+    for multiple in study.epoch_multiples[1:]:
+        jobs += [(p, seed, multiple) for seed in study.seeds for p in table7]
     return jobs
 
 
-def run_path(key: str, seed: int, budget: float) -> str:
-    """runs/<key>/seed<N>, or runs/<key>/x<budget>/seed<N> for a longer training budget."""
-    return f"{key}/seed{seed}" if budget == 1.0 else f"{key}/x{budget:g}/seed{seed}"
+def run_path(key: str, seed: int, multiple: float) -> str:
+    """runs/<key>/seed<N>, or runs/<key>/x<multiple>/seed<N> at a longer epoch multiple."""
+    return f"{key}/seed{seed}" if multiple == 1.0 else f"{key}/x{multiple:g}/seed{seed}"
 
 
-def budget_recipe(recipe: Any, seed: int, budget: float) -> Any:
-    """The study's recipe for one run: its seed, and ``budget`` times the epochs (and the
+def recipe_for_run(recipe: Any, seed: int, multiple: float) -> Any:
+    """The study's recipe for one run: its seed, and ``multiple`` times the epochs (and the
     time limit, if any)."""
-    if budget == 1.0:
+    if multiple == 1.0:
         return recipe.replace(seed=seed)
-    limit = recipe.max_time_s * budget if recipe.max_time_s is not None else None
-    return recipe.replace(seed=seed, epochs=recipe.epochs * budget, max_time_s=limit)
+    limit = recipe.max_time_s * multiple if recipe.max_time_s is not None else None
+    return recipe.replace(seed=seed, epochs=recipe.epochs * multiple, max_time_s=limit)
 
 
 def result_row(
@@ -247,7 +252,7 @@ def result_row(
     metrics: dict[str, Any],
     run_dir: Path,
     out: Path,
-    budget: float = 1.0,
+    multiple: float = 1.0,
 ) -> dict[str, Any]:
     """One results.csv row; ``lines`` lists every experiment line the run belongs to."""
     lines = sorted({f"{p.group}:{p.method}" for p in points if p.key == point.key})
@@ -260,7 +265,7 @@ def result_row(
         effective_depth=round(eff[0], 4), effective_width=round(eff[1], 4),
         effective_resolution_mult=round(eff[2], 4),
         params=metrics.get("params"), macs=metrics.get("macs", point.macs), seed=seed,
-        training_budget=budget,
+        epoch_multiple=multiple,
         minival_top1=metrics.get("minival_top1"), test_top1=metrics.get("test_top1"),
         test_top5=metrics.get("test_top5"), epochs=metrics.get("epochs"),
         train_time_s=metrics.get("train_time_s"), run_dir=str(run_dir.relative_to(out)),

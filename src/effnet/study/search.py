@@ -23,11 +23,9 @@ any RDB URL (PostgreSQL) for a cluster. Every worker is a plain ``effnet search-
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-from effnet.jobs.local import helpers, in_folder, process_count
-from effnet.rundir import safe_name
+from effnet.jobs.local import Launch, entry_point, helpers
 from effnet.study.coefficients import SearchConfig, validate
 from effnet.study.runner import default_train_fn
 from effnet.study.search_report import write_outputs
@@ -35,44 +33,17 @@ from effnet.study.search_workers import open_search, wait, work
 
 
 # -- the whole search -----------------------------------------------------------------------
-def run_search(
-    cfg: SearchConfig | None,
-    out: str | Path,
-    *,
-    storage: str | None = None,
-    name: str | None = None,
-    processes: int = 1,
-    workers: int | None = None,
-    train_fn: Any = None,
-    log: Any = None,
-    force: bool = False,
-) -> Any:
-    """Run (or join, or resume) the grid search in the search folder ``out``, with
-    ``workers`` - 1 more worker processes on this machine (``effnet.jobs.local``); writes
-    the outputs."""
-    workers = process_count(processes, workers)
-    out = Path(out)
-    if cfg is not None:
-        validate(cfg)
-    study_name = safe_name(name or (cfg.name if cfg else SearchConfig.name), "search name")
-    run = lambda: _run(cfg, out, storage, name, workers, train_fn, log)  # noqa: E731
-    return in_folder(out, "search", study_name, force, run)
-
-
-def _run(
-    cfg: SearchConfig | None,
-    out: Path,
-    storage: str | None,
-    name: str | None,
-    workers: int,
-    train_fn: Any,
-    log: Any,
-) -> Any:
-
-    st, study, cfg = open_search(cfg, storage, out, name)
-    url = storage or str(out / "optuna.journal")
-    train_fn = train_fn or default_train_fn()
-    with helpers("search-coefficients", url, study.study_name, out, workers):
+def _run(cfg: SearchConfig | None, at: Launch) -> Any:
+    st, study, cfg = open_search(cfg, at.storage, at.out, at.name)
+    train_fn, out, log = at.train_fn or default_train_fn(), at.out, at.log
+    with helpers("search-coefficients", at.url, study.study_name, out, at.processes):
         work(cfg, study, st, out, train_fn, log)
     wait(cfg, study, st, out, train_fn, log)
     return write_outputs(cfg, study, out)
+
+
+run_search = entry_point("search", SearchConfig.name, validate, _run)
+run_search.__doc__ = """Run (or join, or resume) the grid search in the search folder
+``out`` (keywords: ``storage``, ``name``, ``processes``, ``train_fn``, ``log``, ``force``;
+:func:`effnet.jobs.local.entry_point`), with ``processes`` - 1 more worker processes on
+this machine; writes the outputs."""

@@ -8,11 +8,11 @@ A :class:`Study` names a baseline and three kinds of experiment from the paper:
 - ``budget``: the budget-matched set of Table 7: the baseline and one model per method
   (depth only, width only, resolution only, compound) fitted to ``budget`` times the
   baseline's multiply-adds, every one within ``tolerance`` of the target; trained at each
-  of ``training_budgets`` (multiples of the recipe's epochs: ``[1, 2]`` is the
+  of ``epoch_multiples`` (multiples of the recipe's epochs: ``[1, 2]`` is the
   convergence check, T and 2T);
 - ``family``: the compound-scaled family (Fig 1 / Fig 5): the baseline scaled by
   (alpha, beta, gamma)^phi at each phi, as B1..B7 are; trained at each of
-  ``training_budgets`` like Table 7.
+  ``epoch_multiples`` like Table 7.
 
 :func:`plan` turns it into concrete :class:`Point`\\ s (architectures); the same architecture
 reached by two experiments (the baseline is in every sweep) is trained once.
@@ -60,7 +60,7 @@ class Study(Record):
     methods: tuple[str, ...] = METHODS  # which Table-7 methods to fit
     coefficients: tuple[float, float, float] = PAPER_COEFFICIENTS  # alpha, beta, gamma
     tolerance: float = 0.05  # every budget-matched model within this of the target
-    training_budgets: tuple[float, ...] = (1.0,)  # Table 7 trained at these x recipe epochs
+    epoch_multiples: tuple[float, ...] = (1.0,)  # Table 7 trained at these x recipe epochs
     family: tuple[float, ...] = ()  # phi values of the compound-scaled family (Fig 1 / 5)
 
     def __post_init__(self) -> None:
@@ -71,18 +71,18 @@ class Study(Record):
     def replace(self, **changes: Any) -> Study:
         return dataclasses.replace(self, **changes)
 
-    def with_budget(
+    def with_training(
         self,
         seeds: tuple[int, ...] | list[int] | None = None,
         epochs: float | None = None,
         subset: int | None = None,
-        training_budgets: tuple[float, ...] | None = None,
+        epoch_multiples: tuple[float, ...] | None = None,
     ) -> Study:
-        """The same study with other seeds, epochs per run, training images or training
-        budgets (None: keep)."""
+        """The same study with other seeds, epochs per run, training images or epoch
+        multiples (None: keep)."""
         changes: dict[str, Any] = {}
-        if training_budgets is not None:
-            changes["training_budgets"] = tuple(training_budgets)
+        if epoch_multiples is not None:
+            changes["epoch_multiples"] = tuple(epoch_multiples)
         if seeds:
             changes["seeds"] = tuple(seeds)
         if epochs is not None:
@@ -91,7 +91,19 @@ class Study(Record):
             changes["data"] = {**self.data, "subset": subset}
         return self.replace(**changes) if changes else self
 
+    def with_budget(self, *args: Any, training_budgets: Any = None, **kw: Any) -> Study:
+        """The old name of :meth:`with_training` (``training_budgets``: ``epoch_multiples``),
+        accepted for one release."""
+        import warnings
+
+        warnings.warn("Study.with_budget is now Study.with_training (training_budgets= is "
+                      "epoch_multiples=)", DeprecationWarning, stacklevel=2)  # fmt: skip
+        if training_budgets is not None:
+            kw["epoch_multiples"] = training_budgets
+        return self.with_training(*args, **kw)
+
     KIND: ClassVar[str] = "study"  # JSON in and out: effnet.record.Record
+    RENAMED: ClassVar[dict[str, str]] = {"training_budgets": "epoch_multiples"}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Study:
@@ -107,7 +119,7 @@ class Study(Record):
                     f"(known: {', '.join(SWEEP_KEYS)})"
                 )
             d["sweeps"] = {k: _floats(v, f"sweeps.{k}") for k, v in d["sweeps"].items()}
-        for key in ("seeds", "methods", "fig4_width", "coefficients", "training_budgets",
+        for key in ("seeds", "methods", "fig4_width", "coefficients", "epoch_multiples",
                     "family"):  # fmt: skip
             if key in d:
                 d[key] = tuple(_as_list(d[key], key))

@@ -1,6 +1,6 @@
 """A study spread over worker processes on one or many machines, through an Optuna storage.
 
-Every run of the study, a (point, seed, training budget) job named by its run path
+Every run of the study, a (point, seed, epoch multiple) job named by its run path
 (``d1-w1-r16/seed0``, ``d1-w1-r16/x2/seed0``), is one enqueued Optuna trial in a shared
 storage: a journal file (one machine, or a shared file system) or an RDB URL (PostgreSQL,
 for a cluster). Each worker is a plain ``effnet study ... --storage URL`` process:
@@ -53,7 +53,7 @@ from effnet.jobs.trials import (
 )
 from effnet.rundir import ToolFolder
 from effnet.study.report import curve, write_report
-from effnet.study.runner import Job, budget_recipe, result_row, run_path, study_jobs
+from effnet.study.runner import Job, recipe_for_run, result_row, run_path, study_jobs
 from effnet.study.study import Point, Study, plan
 from effnet.train import runfolder
 from effnet.train.recipe import resolve
@@ -85,7 +85,7 @@ def open_queue(study: Study | None, url: str | None, out: Path) -> tuple[Any, An
 
 
 def job_table(study: Study, points: list[Point] | None = None) -> dict[str, Job]:
-    """Job id (its run path) -> (point, seed, training budget), in training order
+    """Job id (its run path) -> (point, seed, epoch multiple), in training order
     (``points``: the study's plan, when the caller has it)."""
     points = plan(study) if points is None else points
     return {run_path(p.key, seed, b): (p, seed, b) for p, seed, b in study_jobs(study, points)}
@@ -150,7 +150,7 @@ def work(
         job = trial.suggest_categorical(PARAM, ids)
         if taken(ostudy, trial, job, job_of):
             surplus(trial, f"{job} is done or taken", ostudy)
-        point, seed, budget = jobs[job]
+        point, seed, multiple = jobs[job]
         run_dir = out / "runs" / job
         if runfolder.finished(run_dir):
             metrics = json.loads((run_dir / runfolder.SUMMARY).read_text())
@@ -159,13 +159,13 @@ def work(
             log(f"{job}: training {point.macs / 1e6:.2f}M multiply-adds (trial {trial.number})")
             started = time.perf_counter()
             result = runfolder.train_or_resume(
-                train_fn, point.arch, data, budget_recipe(recipe, seed, budget), run_dir
+                train_fn, point.arch, data, recipe_for_run(recipe, seed, multiple), run_dir
             )
             metrics = dict(result.metrics)
             done += 1
             log(f"{job}: test top-1 {metrics['test_top1']:.2f}% "
                 f"({time.perf_counter() - started:.0f} s)")  # fmt: skip
-        row = result_row(point, points, seed, metrics, run_dir, out, budget)
+        row = result_row(point, points, seed, metrics, run_dir, out, multiple)
         row["curve"] = [list(c) for c in curve(run_dir)]
         trial.set_user_attr("row", row)
         return float(metrics["test_top1"])

@@ -3,8 +3,8 @@ whether that held when every Table-7 model trained twice as long.
 
 Every sentence follows from numbers in ``results.csv``: the paired difference between
 compound scaling and the best single dimension over seeds (``effnet.study.stats``), the
-ranking of the methods at each training budget, and what the study's design can and
-cannot show (seeds, budgets, resolutions above the data's own).
+ranking of the methods at each epoch multiple, and what the study's design can and
+cannot show (seeds, multiples, resolutions above the data's own).
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def compound_vs_best_single(t7: list[Point], rows: list[dict[str, Any]]) -> stat
 
 
 def verdict(t7: list[Point], rows: list[dict[str, Any]]) -> list[str]:
-    """The Table-7 paragraph for one training budget."""
+    """The Table-7 paragraph for one epoch multiple."""
     order = ranking(t7, rows)
     if len(order) < 2:
         return ["Verdict: fewer than two scaled models finished; nothing to compare yet."]
@@ -80,24 +80,24 @@ def verdict(t7: list[Point], rows: list[dict[str, Any]]) -> list[str]:
     return [" ".join(lines)]
 
 
-def convergence(t7: list[Point], rows_by_budget: dict[float, list[dict[str, Any]]]) -> list[str]:
-    """Did the ranking and the verdict hold at the longer training budgets?"""
-    budgets = sorted(rows_by_budget)
-    if len(budgets) < 2:
+def convergence(t7: list[Point], rows_by_multiple: dict[float, list[dict[str, Any]]]) -> list[str]:
+    """Did the ranking and the verdict hold at the longer training multiples?"""
+    multiples = sorted(rows_by_multiple)
+    if len(multiples) < 2:
         return [
-            "**Convergence check: not run.** Every model trained at one budget; whether the "
-            "ranking holds with longer training is unknown (set `training_budgets: [1, 2]`)."
+            "**Convergence check: not run.** Every model trained at one length; whether the "
+            "ranking holds with longer training is unknown (set `epoch_multiples: [1, 2]`)."
         ]
-    first = [m for m, _ in ranking(t7, rows_by_budget[budgets[0]])]
+    first = [m for m, _ in ranking(t7, rows_by_multiple[multiples[0]])]
     lines = ["**Convergence check.**"]
-    for b in budgets[1:]:
-        later = [m for m, _ in ranking(t7, rows_by_budget[b])]
+    for b in multiples[1:]:
+        later = [m for m, _ in ranking(t7, rows_by_multiple[b])]
         if not later:
             lines.append(f"At {b:g}x the epochs: not finished yet.")
             continue
         held = "held" if later == first else "changed"
-        c0 = compound_vs_best_single(t7, rows_by_budget[budgets[0]])
-        c1 = compound_vs_best_single(t7, rows_by_budget[b])
+        c0 = compound_vs_best_single(t7, rows_by_multiple[multiples[0]])
+        c1 = compound_vs_best_single(t7, rows_by_multiple[b])
         words = ""
         if c0 is not None and c1 is not None:
             same = stats.words(c0) == stats.words(c1)
@@ -130,10 +130,10 @@ def limits(study: Any, points: list[Point], native: int | None) -> list[str]:
                 f"Resolutions above the images' {native} px ({', '.join(map(str, above))} px) "
                 "are upsampled: past that point resolution scaling adds pixels but no detail."
             )
-    if len(study.seeds) < 5 or len(study.training_budgets) < 2:
+    if len(study.seeds) < 5 or len(study.epoch_multiples) < 2:
         out.append(
             f"**What this run can conclude:** {len(study.seeds)} seed(s) and "
-            f"{len(study.training_budgets)} training budget(s). It shows the pipeline and "
+            f"{len(study.epoch_multiples)} epoch multiple(s). It shows the pipeline and "
             "a first ranking; it cannot separate methods closer than the seed-to-seed "
             "spread, nor say whether the ranking survives longer training. A verdict needs "
             "5 or more seeds and the convergence check (see docs/study.md)."

@@ -69,7 +69,7 @@ def all_sum(d: Dist, t: torch.Tensor) -> torch.Tensor:
 
 
 def broadcast_value(d: Dist, value: float) -> float:
-    """Rank 0's value (e.g. the elapsed share of a time budget) for every rank, so all ranks
+    """Rank 0's value (e.g. the elapsed share of a time limit) for every rank, so all ranks
     use the same learning rate and stop at the same step."""
     if not d.enabled:
         return value

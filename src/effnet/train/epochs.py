@@ -35,7 +35,7 @@ def run_epochs(
     d: Any,
     governor: ThreadGovernor | None = None,
 ) -> None:
-    """Epochs of steps until ``total_steps`` or the time budget: logs, evaluates on minival,
+    """Epochs of steps until ``total_steps`` or the time limit: logs, evaluates on minival,
     keeps the best checkpoint and saves the last one at every epoch end."""
     ckpt_dir, metrics_path = out / runfolder.CHECKPOINTS, out / runfolder.METRICS
     steps_per_epoch, net = state.steps_per_epoch, state.raw

@@ -105,7 +105,7 @@ def train_one_epoch(
     """Optimizer steps over ``data`` until it ends or ``on_step`` returns True (stop).
 
     ``on_step(state, loss)`` runs after every step with the loss averaged over ranks; it
-    logs, checkpoints and decides about time budgets. A NaN/inf loss raises
+    logs, checkpoints and decides about time limit. A NaN/inf loss raises
     :class:`NonFiniteLoss` before the weights are touched.
     """
     r, d = state.recipe, state.dist

@@ -105,8 +105,8 @@ def lr_factor(step: int, steps_per_epoch: int, recipe: Recipe, time_fraction: fl
     Linear warm-up over ``warmup_epochs``; then either the official code's staircase
     exponential decay (``decay_rate ** floor(epoch / decay_epochs)``, counted from step 0 as
     TF's ``exponential_decay`` does) or a cosine to ``min_lr_ratio`` at ``epochs``. Under a
-    time budget the cosine follows whichever is further along, steps or ``time_fraction``
-    (elapsed / ``max_time_s``), so it anneals fully when the budget, not ``epochs``, ends
+    time limit the cosine follows whichever is further along, steps or ``time_fraction``
+    (elapsed / ``max_time_s``), so it anneals fully when the time limit, not ``epochs``, ends
     the run.
     """
     epoch = step / steps_per_epoch
@@ -124,7 +124,7 @@ def lr_factor(step: int, steps_per_epoch: int, recipe: Recipe, time_fraction: fl
 def fraction_done(
     step: int, steps_per_epoch: int, recipe: Recipe, time_fraction: float = 0.0
 ) -> float:
-    """How far the run is, 0 to 1: steps over ``epochs``, or the time budget's elapsed share
+    """How far the run is, 0 to 1: steps over ``epochs``, or the time limit's elapsed share
     when that is further along (as the cosine schedule counts it)."""
     total = max(recipe.epochs * steps_per_epoch, 1e-9)
     return min(1.0, max(step / total, time_fraction))
