@@ -143,11 +143,28 @@ def test_resume_refuses_changed_data(tmp_path, capsys):
     assert "train split has 23 images, the run had 24" in refused(capsys, run)
 
 
-def test_empty_minival_selects_the_last_epoch_and_says_so(tmp_path):
+def test_the_test_number_is_the_final_ema_and_without_minival_best_is_the_last_epoch(tmp_path):
+    """report_weights "final" (the default): the final EMA, whatever minival says; "best"
+    with no minival images to choose on: the last epoch's raw weights, said so."""
     run = train(tmp_path, "run", "--batch-size", "8", "--minival", "0", "--epochs", "2")
     s = summary(run)
+    assert s["selected_by"] == "final EMA weights" and s["minival_top1"] is None
+    assert s["best_epoch"] == 2.0 and s["best_source"] == "ema" and s["report_weights"] == "final"
+    run = train(tmp_path, "best", "--batch-size", "8", "--minival", "0", "--epochs", "2",
+                "--set", "report_weights=best")  # fmt: skip
+    s = summary(run)
     assert s["selected_by"] == "last epoch" and s["minival_top1"] is None
-    assert s["best_epoch"] == 2.0
+    assert s["best_epoch"] == 2.0 and s["best_source"] == "model"
+
+
+def test_choosing_weights_on_a_small_minival_is_refused_before_training(tmp_path, capsys):
+    data = image_tree(tmp_path / "data")
+    argv = ["train", "efficientnet_b0", "--data", str(data), "--out", str(tmp_path / "r"),
+            *TINY, "--minival", "8", "--set", "report_weights=best"]  # fmt: skip
+    assert main(argv) != 0
+    err = capsys.readouterr().err
+    assert "report_weights 'best' picks the weights on minival, which has 8 images" in err
+    assert err.count("\n") == 1 and not (tmp_path / "r" / "run.json").exists()
 
 
 def test_resume_never_drops_a_bad_file_line(tmp_path):

@@ -178,7 +178,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             threads=args.threads,
         )
     m = result.metrics
-    chosen = f"minival {m['minival_top1']:.2f}%" if m["minival_top1"] is not None else "last epoch"
+    mini = f", minival {m['minival_top1']:.2f}%" if m["minival_top1"] is not None else ""
+    chosen = f"{m['selected_by']}{mini}"
     print(
         f"{result.run_dir}: test top-1 {m['test_top1']:.2f}%  top-5 {m['test_top5']:.2f}%  "
         f"({chosen}, {m['epochs']:.1f} epochs, {m['train_time_s']:.0f} s)"

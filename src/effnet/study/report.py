@@ -212,6 +212,10 @@ def render_markdown(
         "the blocks, channels and pixels of each network over the baseline's (after "
         "rounding); nominal ones are what was asked.",
         "",
+        f"Augmentation, the same for every arm (drawn in source pixels, its own random "
+        f"stream per run): {study.training_recipe().augmentation()}. Test numbers: "
+        f"{_reported_words(study.training_recipe().report_weights)}.",
+        "",
         *[line + "\n" for line in words.limits(study, points, native)],
     ]
     t7 = [p for p in points if p.group == "table7"]
@@ -226,6 +230,14 @@ def render_markdown(
     body += sweep_tables(points, agg, "fig4")
     pics = [f"![{Path(f).stem}]({f})" for f in figures]
     return "\n".join(head + body + pics) + "\n"
+
+
+def _reported_words(report_weights: str) -> str:
+    return {
+        "final": "the final weights (EMA where the recipe keeps one)",
+        "raw": "the final raw weights",
+        "best": "the minival-best epoch's weights",
+    }[report_weights]
 
 
 def plot(

@@ -36,7 +36,6 @@ from effnet.scaling import effective_multipliers
 from effnet.study.report import write_report
 from effnet.study.study import Point, Study, plan, unique_runs
 from effnet.train import runfolder, train
-from effnet.train.recipe import resolve
 
 TrainFn = Callable[..., Any]  # effnet.train.train's signature
 
@@ -119,7 +118,7 @@ def run_study(
     train_fn = train_fn or default_train_fn()
     t0 = time.perf_counter()
     points = plan(study)
-    recipe = resolve(study.recipe).replace(**study.recipe_overrides)
+    recipe = study.training_recipe()
     data = DataSpec.from_dict(study.data)
     folder = open_folder(out, resume, force)  # only once the study has validated
     try:

@@ -91,6 +91,12 @@ class Study(Record):
             changes["data"] = {**self.data, "subset": subset}
         return self.replace(**changes) if changes else self
 
+    def training_recipe(self) -> Any:
+        """The recipe every run of the study trains with (before its seed and length)."""
+        from effnet.train.recipe import resolve
+
+        return resolve(self.recipe).replace(**self.recipe_overrides)
+
     def with_budget(self, *args: Any, training_budgets: Any = None, **kw: Any) -> Study:
         """The old name of :meth:`with_training` (``training_budgets``: ``epoch_multiples``),
         accepted for one release."""

@@ -57,6 +57,7 @@ def training_state(state: Any, extra: dict[str, Any]) -> dict[str, Any]:
         "loss_sum": state.loss_sum,
         "loss_count": state.loss_count,
         "rng": rng_state(),
+        "augment_rng": state.transform.stream_state(),  # its own stream (None: global RNG)
         **extra,
     }
 
@@ -69,6 +70,7 @@ def restore(state: Any, ck: dict[str, Any]) -> None:
     state.optimizer.load_state_dict(ck["optimizer"])
     state.step, state.loss_sum, state.loss_count = ck["step"], ck["loss_sum"], ck["loss_count"]
     set_rng_state(ck["rng"])
+    state.transform.load_stream_state(ck.get("augment_rng"))
 
 
 def save(folder: str | Path, state: dict[str, Any], name: str = LAST) -> Path:

@@ -17,15 +17,16 @@ from effnet.hub import create_model
 from effnet.io import atomic_write_with
 from effnet.model import build
 from effnet.registry import ARCHITECTURES
-from effnet.train import checkpoint, distributed, runfolder
+from effnet.train import distributed, runfolder
 from effnet.train.loop import batches, evaluate
+from effnet.train.outcome import reported_state
 from effnet.weights import from_pretrained
 
 SPLITS = ("test", "minival", "train")
 
 
 def load_run_model(run_dir: str | Path) -> tuple[nn.Module, dict[str, Any]]:
-    """The best weights of a run folder (falling back to its last checkpoint), and its config."""
+    """The reported weights of a run folder (its recipe's ``report_weights``), and its config."""
     run = Path(run_dir)
     try:
         config = json.loads(runfolder.config_path(run).read_text())
@@ -33,13 +34,7 @@ def load_run_model(run_dir: str | Path) -> tuple[nn.Module, dict[str, Any]]:
         raise EffnetError(f"{run} is not a run folder (no readable {runfolder.CONFIG})") from None
     arch = Architecture.from_dict(config["model"])
     net = build(arch, num_classes=config["num_classes"], in_chans=config["in_chans"])
-    best = run / runfolder.CHECKPOINTS / checkpoint.BEST
-    state = (
-        checkpoint.load_file(best)
-        if best.exists()
-        else checkpoint.load_latest(run / runfolder.CHECKPOINTS)
-    )
-    net.load_state_dict(state["model"])
+    net.load_state_dict(reported_state(run, runfolder.recipe_of(config))["model"])
     return net.eval(), config
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+from effnet.data.augmentation import CROPS, describe_augmentation
 from effnet.errors import EffnetError
 from effnet.record import Record, checked_fields, construct
 
@@ -44,10 +45,19 @@ class Recipe(Record):
     bn_momentum: float | None = None  # PyTorch convention; None = the model's (0.01 = TF 0.99)
     ema: bool = True  # keep an exponential moving average of weights (and BN statistics)
     ema_decay: float | None = 0.9999  # None = adapted to the run's length (10 / total steps)
+    # the weights the test number (and the exported model) comes from: "final" (the EMA when
+    # ema is on, else the raw weights), "raw" (the final raw weights), or "best" (the epoch
+    # best on minival, raw or EMA: a choice, so it needs a minival of >= 2,000 images)
+    report_weights: str = "final"
+    # augmentation (effnet.data.augment), the crop drawn in the source's pixels and then
+    # resized to the model's side by the resampler eval uses too
+    crop: str = "resized"  # "resized" (scale, ratio) | "pad" (crop_padding) | "none"
+    crop_scale: tuple[float, float] = (0.08, 1.0)  # "resized": area range, of the image's
+    crop_ratio: tuple[float, float] = (3 / 4, 4 / 3)  # "resized": aspect-ratio range
+    crop_padding: float = 0.125  # "pad": zero-pad by this fraction of the side, crop back
+    hflip: bool = True
     randaugment: tuple[int, int] | None = (2, 9)  # (ops, magnitude); None = off
     random_erasing: float = 0.0  # probability per image
-    hflip: bool = True
-    crop_padding: float = 0.125  # random crop after padding by this fraction of the size
     # progressive resizing (EfficientNetV2's progressive learning, image size only): training
     # in this many equal stages of progress, the image side growing linearly from
     # resize_start x the model's resolution in the first stage to the full size in the last
@@ -73,8 +83,9 @@ class Recipe(Record):
     freeze_bn: bool = False  # batch norm statistics and affine frozen for the whole run
 
     def __post_init__(self) -> None:
-        if isinstance(self.randaugment, list):  # from JSON overrides (a study's, --set)
-            object.__setattr__(self, "randaugment", tuple(self.randaugment))
+        for key in _PAIRS:  # from JSON overrides (a study's, --set)
+            if isinstance(getattr(self, key), list):
+                object.__setattr__(self, key, tuple(getattr(self, key)))
         validate(self)
 
     def replace(self, **changes: Any) -> Recipe:
@@ -85,9 +96,29 @@ class Recipe(Record):
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Recipe:
         d = checked_fields(cls, data, "recipe")
-        if isinstance(d.get("randaugment"), list):
-            d["randaugment"] = tuple(d["randaugment"])
+        for key in _PAIRS:
+            if isinstance(d.get(key), list):
+                d[key] = tuple(d[key])
         return construct(cls, d, "recipe")
+
+    def augment_args(self) -> dict[str, Any]:
+        """The train augmentation as ``effnet.data.BatchTransform`` arguments."""
+        keys = ("crop", "crop_scale", "crop_ratio", "crop_padding", "hflip", "randaugment",
+                "random_erasing")  # fmt: skip
+        return {k: getattr(self, k) for k in keys}
+
+    def augmentation(self) -> str:
+        """The train augmentation in one line (reports print it for every arm)."""
+        return describe_augmentation(self.crop, self.crop_scale, self.crop_ratio,
+                                     self.crop_padding, self.hflip, self.randaugment,
+                                     self.random_erasing)  # fmt: skip
+
+
+_PAIRS = ("randaugment", "crop_scale", "crop_ratio")  # tuples, lists in JSON
+REPORT_WEIGHTS = ("final", "raw", "best")
+MIN_MINIVAL_TO_CHOOSE = 2000  # report_weights "best" picks among epochs on this many images
+# what runs made before 2026-12-08 did, for the fields they did not save (they resume so)
+BEFORE_2026_12_08 = {"crop": "auto", "report_weights": "best"}
 
 
 # (low, high, whether low is allowed): ranges of the numeric fields; None = unbounded
@@ -136,6 +167,27 @@ def validate(r: Recipe) -> None:
     for name, known in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES)):
         if not isinstance(getattr(r, name), str) or getattr(r, name) not in known:
             raise EffnetError(f"recipe {name} must be one of {known}, got {getattr(r, name)!r}")
+    if r.report_weights not in REPORT_WEIGHTS:
+        raise EffnetError(
+            f"recipe report_weights must be one of {REPORT_WEIGHTS}, got {r.report_weights!r}"
+        )
+    if not isinstance(r.crop, str) or r.crop not in CROPS:
+        raise EffnetError(f"recipe crop must be one of {CROPS[:3]}, got {r.crop!r}")
+    for key, low, high in (("crop_scale", 0.0, 1.0), ("crop_ratio", 0.0, math.inf)):
+        v = getattr(r, key)
+        ok = (
+            isinstance(v, tuple)
+            and len(v) == 2
+            and all(
+                isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
+                for x in v
+            )
+        )
+        if not ok or not (low < v[0] <= v[1] <= high):
+            bound = f"<= {high:g}" if math.isfinite(high) else "finite"
+            raise EffnetError(
+                f"recipe {key} must be [low, high] with 0 < low <= high {bound}, got {v!r}"
+            )
     if r.amp is not None and r.amp != "bf16":
         raise EffnetError(f"recipe amp must be 'bf16' or null, got {r.amp!r}")
     ra = r.randaugment
@@ -178,6 +230,7 @@ def cpu() -> Recipe:
         ema_decay=None,
         randaugment=None,
         random_erasing=0.0,
+        crop="pad",  # with no padding: flip only, the same for every resolution
         crop_padding=0.0,
         bn_momentum=0.05,
         checkpoint_every=200,

@@ -5,8 +5,8 @@ Run folder::
     run.json             model architecture, data spec and fingerprint, recipe, world size
     metrics.jsonl        one record per ``log_every`` steps and per epoch
     checkpoints/         last.pt, previous.pt (exact resume), best.pt (by minival top-1)
-    model/               the best weights as a save_pretrained export
-    summary.json         final metrics (test top-1/top-5 of the best checkpoint, cost)
+    model/               the reported weights (recipe report_weights) as a save_pretrained export
+    summary.json         final metrics (test top-1/top-5 of the reported weights, cost)
     bad_files.txt        unreadable images that were skipped, when any (only ever grows)
     .effnet-folder       marker: effnet made this folder; .effnet-lock: its writer's lock
 
@@ -22,13 +22,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import random
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -38,7 +35,6 @@ from effnet.data.fingerprint import fingerprint
 from effnet.errors import EffnetError
 from effnet.io import atomic_write_text
 from effnet.model import build
-from effnet.profile import count_macs, count_params
 from effnet.progress import Display
 from effnet.registry import get_arch
 from effnet.rundir import ToolFolder
@@ -46,16 +42,11 @@ from effnet.threads import ThreadGovernor, fixed_from_env
 from effnet.train import checkpoint, distributed, finetune, runfolder
 from effnet.train.ema import adapted_decay, make_ema
 from effnet.train.epochs import run_epochs
-from effnet.train.loop import TrainState, eval_batches, evaluate
+from effnet.train.loop import TrainState
 from effnet.train.optim import make_optimizer, peak_lr
+from effnet.train.outcome import RunResult, check_choice, finish
 from effnet.train.recipe import Recipe
-from effnet.weights import save_pretrained
-
-
-@dataclass(frozen=True)
-class RunResult:
-    run_dir: Path
-    metrics: dict[str, Any]
+from effnet.train.seeds import augment_seed, random_streams, seed_everything
 
 
 def _resume_threads(
@@ -77,20 +68,12 @@ def _resume_threads(
     return threads
 
 
-def _seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
 def transforms(arch: Architecture, recipe: Recipe) -> tuple[nn.Module, nn.Module]:
     """(train, eval) batch transforms at the model's resolution, with its preprocessing."""
     common = dict(interpolation=arch.interpolation)
     train = BatchTransform(
-        arch.resolution, arch.mean, arch.std, train=True, randaugment=recipe.randaugment,
-        random_erasing=recipe.random_erasing, hflip=recipe.hflip,
-        crop_padding=recipe.crop_padding, **common,
-    )  # fmt: skip
+        arch.resolution, arch.mean, arch.std, train=True, **recipe.augment_args(), **common
+    )
     evaluation = BatchTransform(
         arch.resolution, arch.mean, arch.std, train=False, crop_pct=arch.crop_pct, **common
     )
@@ -178,14 +161,18 @@ def _train(
     resuming = saved is not None and runfolder.start_from_checkpoint(out, recipe.checkpoint_every)
     if recipe.deterministic:
         torch.use_deterministic_algorithms(True)
-    _seed_everything(recipe.seed)
+    seed_everything(recipe.seed)
     splits = load_splits(data, arch.resolution)
+    if saved is None:
+        check_choice(recipe, len(splits.minival))
     data_print = fingerprint(splits)
     if saved is not None:
         runfolder.check_data(saved, data_print, out)
     net, arch, init, init_loaded = _network(arch, recipe, splits, init, resuming, d)
-    _seed_everything(recipe.seed + d.rank)  # augmentation differs per rank, init does not
+    seed_everything(recipe.seed + d.rank)  # drop path and dropout differ per rank, init not
     state, ema, t_eval = _training_state(net, arch, recipe, splits, init, d)
+    if recipe.crop != "auto":  # its own stream: the same crops whatever the architecture
+        state.transform.use_own_stream(augment_seed(recipe.seed, d.rank))
     total_steps = max(1, round(recipe.epochs * state.steps_per_epoch))
 
     threads = _resume_threads(saved, recipe, threads or fixed_from_env(), d.main)
@@ -231,13 +218,15 @@ def _train(
             # a deterministic run's intra-op threads: a resume keeps them (the order of a
             # sum depends on the count, so another count changes the numbers)
             "threads": governor.threads if recipe.deterministic else None,
+            "random": random_streams(recipe, d.world),
+            "augmentation": recipe.augmentation(),
         }
         atomic_write_text(out / runfolder.CONFIG, json.dumps(config, indent=2) + "\n")
         metrics_path.touch()
     run_epochs(
         out, recipe, data, splits, state, ema, t_eval, info, total_steps, progress, d, governor
     )
-    return _finish(out, arch, data, recipe, splits, net, t_eval, info, state, d)
+    return finish(out, arch, data, recipe, splits, net, t_eval, info, state, d)
 
 
 def _resolve(
@@ -250,7 +239,7 @@ def _resolve(
         init = finetune.saved_init(saved)
         arch = Architecture.from_dict(saved["model"])
         data = runfolder.resumed_data(DataSpec.from_dict(saved["data"]), data)
-        recipe = runfolder.resumed_recipe(Recipe.from_dict(saved["recipe"]), recipe)
+        recipe = runfolder.resumed_recipe(runfolder.recipe_of(saved), recipe)
     else:
         if (model is None and init is None) or data is None or recipe is None:
             raise EffnetError("train needs a model, data and a recipe (or resume=True)")
@@ -319,60 +308,6 @@ def _training_state(
     return state, ema, t_eval
 
 
-def _finish(
-    out: Path,
-    arch: Architecture,
-    data: DataSpec,
-    recipe: Recipe,
-    splits: Any,
-    net: nn.Module,
-    t_eval: nn.Module,
-    info: dict,
-    state: TrainState,
-    d: distributed.Dist,
-) -> RunResult:
-    """Evaluate the best checkpoint on test; export it; write summary.json.
-
-    The best checkpoint has the highest minival top-1; without minival images there is
-    nothing to compare, so it is the last epoch's raw weights, ``selected_by`` says so and
-    ``minival_top1`` is null."""
-
-    distributed.barrier(d)
-    best = checkpoint.load_file(out / runfolder.CHECKPOINTS / checkpoint.BEST)
-    net.load_state_dict(best["model"])
-    test = evaluate(
-        net,
-        eval_batches(splits.test, d, recipe.eval_batch_size, data.workers),
-        t_eval,
-        splits.num_classes,
-        d,
-        recipe,
-    )
-    metrics = {
-        "model": arch.name,
-        "minival_top1": best["minival_top1"],
-        "test_top1": test["top1"],
-        "test_top5": test["top5"],
-        "test_loss": test["loss"],
-        "best_epoch": best["epoch"],
-        "best_source": best["source"],
-        "selected_by": "minival top-1" if best["minival_top1"] is not None else "last epoch",
-        "epochs": state.step / state.steps_per_epoch,
-        "steps": state.step,
-        "train_time_s": round(info["train_time_s"], 3),
-        "params": count_params(net),
-        "macs": count_macs(net, arch.resolution, splits.in_chans),
-        "resolution": arch.resolution,
-        "world_size": d.world,
-    }
-    if d.main:
-        save_pretrained(net, out / runfolder.MODEL, class_names=splits.class_names, overwrite=True)
-        metrics["bad_files"] = runfolder.merge_bad_files(out, splits.bad_files)
-        atomic_write_text(out / runfolder.SUMMARY, json.dumps(metrics, indent=2) + "\n")
-    distributed.barrier(d)
-    return RunResult(out, metrics)
-
-
 def epochs_for(seconds: float, step_seconds: float, steps_per_epoch: int) -> float:
-    """How many epochs fit in ``seconds`` at ``step_seconds`` per step (for time budgets)."""
+    """How many epochs fit in ``seconds`` at ``step_seconds`` per step (for time limit)."""
     return max(1.0, math.floor(seconds / (step_seconds * steps_per_epoch) * 10) / 10)

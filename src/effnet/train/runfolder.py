@@ -8,7 +8,7 @@ fields may change, each with a stated meaning:
   adapted to the run's length, are recomputed for the new total from the current step on
   (so extending a cosine run raises its learning rate from where it had annealed to). It
   may not be below the epochs already trained.
-- ``max_time_s``: the new total training-time budget, counting the time already spent.
+- ``max_time_s``: the new total training-time limit, counting the time already spent.
 
 The data's ``workers`` may change too (decoding processes do not change the images). Any
 other difference is refused in one line naming the field. A fine-tuning run keeps its init
@@ -32,7 +32,7 @@ from effnet.errors import EffnetError
 from effnet.io import atomic_write_text
 from effnet.rundir import ToolFolder
 from effnet.train import checkpoint
-from effnet.train.recipe import Recipe
+from effnet.train.recipe import BEFORE_2026_12_08, Recipe
 
 # A run's own file is run.json; config.json is a saved model's (the run's model/ holds one).
 # Runs made before 2026-12-08 named theirs config.json: still read, and kept, for a release.
@@ -115,7 +115,17 @@ def read_config(out: Path) -> dict[str, Any]:
 
 def saved_recipe(out: str | Path) -> Recipe:
     """The recipe a run folder was trained with (to extend it: ``.replace(epochs=...)``)."""
-    return Recipe.from_dict(read_config(Path(out))["recipe"])
+    return recipe_of(read_config(Path(out)))
+
+
+def recipe_of(config: dict[str, Any]) -> Recipe:
+    """The recipe of a run's config. Runs made before the crop and the reported weights
+    were recipe fields (none saved) resume as they started: the old crop rule (``"auto"``)
+    and the minival-best weights."""
+    d = config["recipe"]
+    if isinstance(d, dict) and "crop" not in d:
+        d = {**BEFORE_2026_12_08, **d}
+    return Recipe.from_dict(d)
 
 
 def saved_data(out: str | Path) -> DataSpec:
@@ -157,7 +167,7 @@ def check_length(recipe: Recipe, step: int, steps_per_epoch: int) -> None:
 
 def save_resumed_recipe(out: Path, config: dict[str, Any], recipe: Recipe, step: int) -> None:
     """Record a changed recipe in run.json and metrics.jsonl (a ``resume`` record)."""
-    old = Recipe.from_dict(config["recipe"])
+    old = recipe_of(config)
     changes = {
         k: [getattr(old, k), getattr(recipe, k)]
         for k in RECIPE_ON_RESUME
