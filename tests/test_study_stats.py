@@ -7,7 +7,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from effnet.errors import EffnetError
-from effnet.study.stats import bootstrap_interval, compare, sentence, t_interval, words
+from effnet.study.stats import (
+    bootstrap_interval,
+    compare,
+    holm,
+    holm_adjust,
+    sentence,
+    t_interval,
+    words,
+)
 
 
 def test_t_interval_hand_computed():
@@ -51,3 +59,41 @@ def test_intervals_contain_the_mean(values):
     assert lo - 1e-9 <= mean <= hi + 1e-9
     blo, bhi = bootstrap_interval(values, resamples=500)
     assert min(values) - 1e-9 <= blo <= bhi <= max(values) + 1e-9
+
+
+# -- several comparisons at once: Holm ---------------------------------------------------
+def test_holm_adjusts_as_the_textbook_example():
+    """p = 0.01, 0.04, 0.03 (three pairs): 0.03, 0.06, 0.06; only the first is rejected, and
+    the later two keep the level of the first not rejected (1 - 0.05 / 2)."""
+    adjusted, levels = holm_adjust([0.01, 0.04, 0.03])
+    assert adjusted == pytest.approx([0.03, 0.06, 0.06])
+    assert levels == pytest.approx([1 - 0.05 / 3, 1 - 0.05 / 2, 1 - 0.05 / 2])
+    adjusted, levels = holm_adjust([0.001, 0.01, 0.02])  # all rejected: alpha/3, /2, /1
+    assert adjusted == pytest.approx([0.003, 0.02, 0.02])
+    assert levels == pytest.approx([1 - 0.05 / 3, 1 - 0.05 / 2, 0.95])
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.floats(0.0, 1.0), min_size=1, max_size=6))
+def test_holm_never_lowers_a_p_value_and_keeps_their_order(ps):
+    adjusted, levels = holm_adjust(ps)
+    assert all(a >= p - 1e-12 and a <= 1.0 for a, p in zip(adjusted, ps, strict=True))
+    by_p = sorted(range(len(ps)), key=lambda i: ps[i])
+    assert all(adjusted[i] <= adjusted[j] + 1e-12 for i, j in zip(by_p, by_p[1:]))
+    assert all(0.95 - 1e-12 <= v <= 1 - 0.05 / len(ps) + 1e-12 for v in levels)
+
+
+def test_holm_intervals_are_the_t_intervals_at_their_level():
+    seeds = range(8)
+    base = {s: 70.0 + 0.3 * s for s in seeds}
+    clear = {s: base[s] + 2.0 + 0.1 * (s % 3) for s in seeds}  # compound clearly better
+    noise = {s: base[s] + (0.2 if s % 2 else -0.25) for s in seeds}  # no difference
+    comps = [compare("compound", clear, "depth", base), compare("compound", noise, "width", base)]
+    first, second = holm(comps)
+    assert first.p_holm == pytest.approx(2 * first.p) and first.level == pytest.approx(0.975)
+    assert (first.low, first.high) == pytest.approx(
+        t_interval(list(first.comparison.differences), 0.975)
+    )
+    assert first.words == "compound wins" and first.low > 0
+    assert second.words == "no detectable difference at this scale"
+    assert "Holm-adjusted 97.5% t-interval" in first.sentence()

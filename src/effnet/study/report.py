@@ -66,6 +66,10 @@ def write_report(
             for b in study.epoch_multiples
             if (c := words.compound_vs_best_single(t7, at_epoch_multiple(rows, b))) is not None
         },
+        compound_vs_each={  # Holm-adjusted over the single dimensions
+            f"{b:g}x": [a.to_dict() for a in words.compound_vs_each(t7, at_epoch_multiple(rows, b))]
+            for b in study.epoch_multiples
+        },
     )  # fmt: skip
     atomic_write_text(out / "results.json", json.dumps(results, indent=2) + "\n")
     if not final:

@@ -11,6 +11,11 @@ paired differences (``scipy.stats.t``; the headline) and a percentile bootstrap 
 mean (``scipy.stats.bootstrap``, a check that does not assume normality; with 5 seeds it
 is narrower than it should be). :func:`words` turns the t-interval into the report's
 verdict: "A wins", "B wins" or "no detectable difference at this scale".
+
+:func:`holm` compares several pairs at once (compound minus each single dimension): the
+paired t-tests' p-values adjusted by Holm's step-down method, and each t-interval at the
+confidence level Holm tests that pair at (1 - alpha / (m - i) for the i-th smallest p,
+held at the first pair not rejected), so that together they keep the 95%.
 """
 
 from __future__ import annotations
@@ -119,3 +124,73 @@ def sentence(c: Comparison) -> str:
         f"[{c.t_low:+.2f}, {c.t_high:+.2f}]{boot} (paired by seed, n = {len(c.seeds)}): "
         f"**{words(c)}**."
     )
+
+
+@dataclass(frozen=True)
+class Adjusted:
+    """One comparison of a family, Holm-adjusted."""
+
+    comparison: Comparison
+    p: float  # the paired t-test's two-sided p-value
+    p_holm: float  # Holm-adjusted
+    level: float  # the confidence level of its interval
+    low: float
+    high: float
+
+    @property
+    def words(self) -> str:
+        c = self.comparison
+        if self.p_holm < 1 - c.confidence and self.low > 0:
+            return f"{c.a} wins"
+        if self.p_holm < 1 - c.confidence and self.high < 0:
+            return f"{c.b} wins"
+        return "no detectable difference at this scale"
+
+    def sentence(self) -> str:
+        c = self.comparison
+        return (
+            f"{c.a} minus {c.b}: {c.mean:+.2f} points, Holm-adjusted {self.level:.1%} "
+            f"t-interval [{self.low:+.2f}, {self.high:+.2f}], p = {self.p_holm:.3g} adjusted "
+            f"(n = {len(c.seeds)}): **{self.words}**."
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.comparison.to_dict(), "p": self.p, "p_holm": self.p_holm,
+                "holm_level": self.level, "holm_low": self.low, "holm_high": self.high,
+                "verdict": self.words}  # fmt: skip
+
+
+def holm(comparisons: list[Comparison], alpha: float = 0.05) -> list[Adjusted]:
+    """The family of ``comparisons`` (each at least two seeds), Holm-adjusted, in the given
+    order."""
+    from scipy import stats
+
+    if any(len(c.seeds) < 2 for c in comparisons):
+        raise EffnetError("an adjusted interval needs at least two seeds per comparison")
+    ps = []
+    for c in comparisons:
+        p = 0.0 if c.std == 0.0 and c.mean != 0.0 else 1.0 if c.std == 0.0 else float(
+            stats.ttest_1samp(c.differences, 0.0).pvalue)  # fmt: skip
+        ps.append(p)
+    adjusted, levels = holm_adjust(ps, alpha)
+    out = []
+    for c, p, p_holm, level in zip(comparisons, ps, adjusted, levels, strict=True):
+        low, high = t_interval(list(c.differences), level)
+        out.append(Adjusted(c, p, p_holm, level, low, high))
+    return out
+
+
+def holm_adjust(ps: list[float], alpha: float = 0.05) -> tuple[list[float], list[float]]:
+    """Holm's adjusted p-values, and each hypothesis's confidence level: 1 - alpha / (m - i)
+    for the i-th smallest p (from 0), held at the first one not rejected."""
+    m = len(ps)
+    order = sorted(range(m), key=lambda i: ps[i])
+    adjusted, levels = [0.0] * m, [0.0] * m
+    running, stopped = 0.0, None
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * ps[i]))
+        if stopped is None and running >= alpha:
+            stopped = rank  # this and every later one: not rejected, held at this level
+        adjusted[i] = running
+        levels[i] = 1 - alpha / (m - (rank if stopped is None else stopped))
+    return adjusted, levels
