@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from kornia.augmentation import RandomErasing, RandomResizedCrop
 from torch import nn
 
-from effnet.data.augmentation import CROPS, describe_augmentation
+from effnet.data.augmentation import CROPS
 from effnet.data.randaugment import RandAugment
 from effnet.errors import EffnetError
 
@@ -187,16 +187,6 @@ class BatchTransform(nn.Module):
         if self.randaugment is not None:
             x = self.randaugment(x)
         return self._resize(x, side)
-
-    def describe(self) -> str:
-        """The train augmentation in one line, for reports (e.g. ``resized crop scale
-        (0.35, 1) ratio (0.75, 1.33) in source px; flip; no RandAugment; no erasing``)."""
-        return describe_augmentation(
-            self.crop, self.crop_scale, tuple(math.exp(r) for r in self.log_ratio),
-            self.crop_padding, self.hflip,
-            (self.randaugment.num_ops, self.randaugment.magnitude) if self.randaugment else None,
-            self.erasing.p if self.erasing is not None else 0.0,
-        )  # fmt: skip
 
     def _eval_view(self, x: torch.Tensor, side: int) -> torch.Tensor:
         if self.crop_pct < 1.0:

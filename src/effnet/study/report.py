@@ -203,6 +203,7 @@ def render_markdown(
 ) -> str:
     agg = aggregate(rows)
     total = sum(r["train_time_s"] or 0.0 for r in rows)
+    recipe = study.training_recipe()
     head = [
         f"# Scaling study `{study.name}`",
         "",
@@ -217,8 +218,8 @@ def render_markdown(
         "rounding); nominal ones are what was asked.",
         "",
         f"Augmentation, the same for every arm (drawn in source pixels, its own random "
-        f"stream per run): {study.training_recipe().augmentation()}. Test numbers: "
-        f"{_reported_words(study.training_recipe().report_weights)}.",
+        f"stream per run): {recipe.augmentation()}. Test numbers: "
+        f"{_reported_words(recipe.report_weights)}.",
         "",
         *[line + "\n" for line in words.limits(study, points, native)],
     ]
